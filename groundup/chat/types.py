@@ -47,3 +47,16 @@ class ToolCall:
     def from_dict(cls, d: dict[str, Any]) -> "ToolCall":
         return cls(name=d["name"], arguments=d.get("arguments") or {},
                    id=d.get("id") or new_call_id(), error=d.get("error"), raw=d.get("raw"))
+
+
+# The two streaming events that the chat layer's parsers produce. They live here (not in
+# providers/) because the chat layer sits below the providers and must not import them;
+# groundup.providers.base re-exports them, so `providers.TextDelta is chat.types.TextDelta`.
+@dataclass
+class TextDelta:
+    text: str
+
+
+@dataclass
+class ToolCallEvent:
+    call: ToolCall

@@ -14,18 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol, Union
 
-from groundup.chat.types import ToolCall
+from groundup.chat.types import TextDelta, ToolCall, ToolCallEvent  # noqa: F401 (re-exported)
 from groundup.errors import UserError
-
-
-@dataclass
-class TextDelta:
-    text: str
-
-
-@dataclass
-class ToolCallEvent:
-    call: ToolCall
 
 
 @dataclass
