@@ -1,0 +1,212 @@
+"""Permissions and confinement: what the agent may touch, and who decides.
+
+Two independent guards stand between a tool call and the machine:
+
+1. **Confinement** (`confine`): every path a tool receives is resolved -- `..` collapsed,
+   symlinks followed -- and must land inside the workspace root or an explicitly added
+   directory. Resolving *before* checking is the point: `link -> /etc` passes a naive
+   prefix check on the unresolved string but not on the resolved one. Nothing here can be
+   switched off, not even in `yolo` mode.
+2. **Permission decisions** (`Permissions.decide`): a mode plus allow/deny rules, as in Claude
+   Code:
+     - `plan`          read-only tools only; writes and bash are denied,
+     - `default`       reads run; writes and bash ask the user,
+     - `accept-edits`  reads and file edits run; bash asks,
+     - `yolo`          everything runs (still confined).
+   Rules name a tool family and an optional specifier: `bash(git status:*)` (a command
+   prefix), `bash(make test)` (an exact command), `edit(src/**)` (a path glob for
+   write_file/edit_file), `read(.env)` (a path glob for read_file/grep/glob/list_dir), or a
+   bare family/tool name (`bash`, `edit`, `read_file`). Deny beats allow beats the mode, so a
+   deny rule is a hard wall that no approval or mode opens.
+
+Asking is a callback (`approver`) so the terminal UI can show a prompt, while headless runs
+(no callback) refuse instead of hanging, and say how to allow the action. "Always" answers
+become session allow rules.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+MODES = ("default", "accept-edits", "plan", "yolo")
+
+READ_TOOLS = frozenset({"read_file", "grep", "glob", "list_dir", "todo_write"})
+EDIT_TOOLS = frozenset({"write_file", "edit_file"})
+# a rule's family name -> the tools it covers
+FAMILIES = {"read": {"read_file", "grep", "glob", "list_dir"}, "edit": set(EDIT_TOOLS),
+            "write": set(EDIT_TOOLS), "bash": {"bash"}}
+
+
+class ConfinementError(Exception):
+    """A path leaves the workspace; its message is shown to the model as a tool error."""
+
+
+def confine(root: Path, path: str | os.PathLike, extra_dirs: Iterable[Path] = ()) -> Path:
+    """Resolve `path` (relative to `root`, symlinks followed) and insist it stays inside."""
+    raw = str(path)
+    if not raw.strip():
+        raise ConfinementError("empty path")
+    if "\x00" in raw:
+        raise ConfinementError("path contains a NUL byte")
+    p = Path(os.path.expanduser(raw)) if raw.startswith("~") else Path(raw)
+    # resolve() follows every symlink that exists and collapses `..` after it, so a link
+    # pointing outside is caught even when it sits in the middle of the path
+    resolved = (p if p.is_absolute() else root / p).resolve()
+    for allowed in (root, *extra_dirs):
+        allowed = Path(allowed).resolve()
+        if resolved == allowed or resolved.is_relative_to(allowed):
+            return resolved
+    raise ConfinementError(f"{raw} is outside the workspace ({root}); only paths inside it "
+                           "can be used (symlinks are followed before checking)")
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """A path glob: `**` crosses directories, `*` and `?` do not, `[...]` is a class."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")     # zero or more whole directories
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j < 0:
+                out.append(re.escape(c))
+                i += 1
+            else:
+                body = pattern[i + 1:j]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def path_matches(pattern: str, rel: str) -> bool:
+    """Does a rule's path glob match `rel` (posix, relative to the root)? A pattern without
+    a slash matches a file's name at any depth (`.env` covers `app/.env`), as in .gitignore."""
+    pattern = pattern.lstrip("./") if pattern.startswith("./") else pattern
+    if glob_to_regex(pattern).match(rel):
+        return True
+    # `src/**` should also cover `src` itself, and a directory rule its contents
+    if rel.startswith(pattern.rstrip("/") + "/") and not any(ch in pattern for ch in "*?["):
+        return True
+    if "/" not in pattern.rstrip("/"):
+        return fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], pattern)
+    return False
+
+
+@dataclass(frozen=True)
+class Rule:
+    family: str          # "bash" | "edit" | "read" | "write" | an exact tool name
+    spec: str | None     # None: every call of the family
+
+    @classmethod
+    def parse(cls, text: str) -> "Rule":
+        m = re.fullmatch(r"\s*([A-Za-z_]+)\s*(?:\((.*)\))?\s*", text)
+        if not m:
+            raise ValueError(f"bad permission rule {text!r}: write e.g. bash(git status:*), "
+                             "edit(src/**), read(.env) or a bare tool name")
+        return cls(m.group(1).lower(), m.group(2))
+
+    def __str__(self) -> str:
+        return self.family if self.spec is None else f"{self.family}({self.spec})"
+
+    def covers(self, tool: str) -> bool:
+        return tool == self.family or tool in FAMILIES.get(self.family, ())
+
+    def matches(self, tool: str, target: str | None) -> bool:
+        if not self.covers(tool):
+            return False
+        if self.spec is None or self.spec in ("*", "**"):
+            return True
+        if target is None:
+            return False
+        if tool == "bash":
+            cmd = " ".join(target.split())
+            if self.spec.endswith(":*"):
+                prefix = self.spec[:-2].strip()
+                return cmd == prefix or cmd.startswith(prefix + " ")
+            return cmd == " ".join(self.spec.split())
+        return path_matches(self.spec, target)
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+# approver(tool, arguments, summary) -> "yes" | "no" | "always"
+Approver = Callable[[str, dict[str, Any], str], str]
+
+
+@dataclass
+class Permissions:
+    mode: str = "default"
+    allow: list[Rule] = field(default_factory=list)
+    deny: list[Rule] = field(default_factory=list)
+    approver: Approver | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown permission mode {self.mode!r}: use one of {', '.join(MODES)}")
+        self.allow = [r if isinstance(r, Rule) else Rule.parse(r) for r in self.allow]
+        self.deny = [r if isinstance(r, Rule) else Rule.parse(r) for r in self.deny]
+
+    def decide(self, tool: str, arguments: dict[str, Any], target: str | None,
+               summary: str) -> Decision:
+        """May this call run? `target` is the command for bash, else the path relative to
+        the root (posix) or None; `summary` is what the user is shown when asked."""
+        for rule in self.deny:
+            if rule.matches(tool, target):
+                return Decision(False, f"denied by the rule {rule} in the settings")
+        if tool in READ_TOOLS:
+            return Decision(True)
+        if self.mode == "plan":
+            return Decision(False, "plan mode is read-only: describe the change instead of "
+                                   "making it, or ask the user to leave plan mode")
+        if self.mode == "yolo":
+            return Decision(True)
+        if any(rule.matches(tool, target) for rule in self.allow):
+            return Decision(True)
+        if self.mode == "accept-edits" and tool in EDIT_TOOLS:
+            return Decision(True)
+        if self.approver is None:
+            return Decision(False, f"{tool} needs the user's approval in {self.mode} mode, and "
+                            "there is no terminal to ask on (headless): the action was not run. "
+                            "The user can allow it with --permission-mode accept-edits/yolo or "
+                            "an allow rule such as " + _suggest_rule(tool, target))
+        answer = self.approver(tool, arguments, summary)
+        if answer == "always":
+            self.allow.append(Rule.parse(_suggest_rule(tool, target)))
+            return Decision(True)
+        if answer == "yes":
+            return Decision(True)
+        return Decision(False, "the user declined this action; ask what they want instead, or "
+                               "try a different approach")
+
+
+def _suggest_rule(tool: str, target: str | None) -> str:
+    if tool == "bash" and target:
+        return f"bash({' '.join(target.split())})"
+    if tool in EDIT_TOOLS:
+        return "edit"
+    return tool
