@@ -1,0 +1,205 @@
+"""The Llama-family decoder-only transformer (Llama 2/3, Qwen2, Qwen3), from scratch.
+
+    tokens -> embedding -> n_layers x [ x + Attn(RMSNorm(x)) ; x + SwiGLU(RMSNorm(x)) ] -> RMSNorm -> head
+
+Design choices:
+- Module names mirror Hugging Face's (`layers.3.self_attn.q_proj`, `mlp.gate_proj`, ...), so a
+  checkpoint's tensor names map to ours by dropping a `model.` prefix: no rename table to get
+  wrong (see checkpoint.py).
+- Attention is `F.scaled_dot_product_attention` (fused kernels on CPU and GPU). Grouped-query
+  attention (n_kv_heads < n_heads) never copies k/v: prefill uses SDPA's `enable_gqa`, and
+  decode folds the query heads of a group into SDPA's "time" axis (one query position, so no
+  causal mask is needed and the group's heads share one k/v head exactly).
+- One `forward` serves training and inference. Training: `model(idx)` -> (B, T, V) float32
+  logits, no cache. Inference: the engine passes preallocated per-layer cache tensors and the
+  position(s) to write at; the model writes k/v in place and reads back only the prefix in use.
+  `pos` is an int when every row is at the same position (prefill; batch-1 decode, the hot path,
+  which then needs no mask at all) or a (B,) tensor when rows are at different positions
+  (batched / continuous-batching decode; the engine builds the (B, 1, 1, L) mask once per step
+  and every layer shares it).
+- RMSNorm follows HF's rounding (normalise in float32, cast back, then scale) so bf16 matches
+  transformers too; in float32 it is one fused `F.rms_norm` call.
+- Qwen2 adds a bias to q/k/v; Qwen3 RMS-normalises each head's q and k before RoPE.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from groundup.model.config import ModelConfig
+from groundup.model.rope import apply_rope, inv_frequencies, rope_table
+
+KV = tuple[torch.Tensor, torch.Tensor]   # one layer's cache: k, v each (B, n_kv_heads, T_max, head_dim)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+        self.shape = (dim,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
+            return F.rms_norm(x, self.shape, self.weight, self.eps)
+        # HF order: normalise in float32, round to the input dtype, *then* scale by the weight
+        return self.weight * F.rms_norm(x.float(), self.shape, None, self.eps).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.group = cfg.n_heads // cfg.n_kv_heads
+        self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
+        self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv: KV | None = None,
+                pos: int | torch.Tensor = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)        # (B, T, H, D)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)     # (B, T, Hkv, D)
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)   # (B, H, T, D)
+        q = apply_rope(q, cos, sin).to(v.dtype)   # .to: under autocast v may be bf16, cos fp32
+        k = apply_rope(k, cos, sin).to(v.dtype)
+
+        if kv is None:                                      # training / plain forward
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.group > 1)
+        else:
+            kc, vc = kv
+            if isinstance(pos, int):                        # all rows at the same position
+                kc[:, :, pos:pos + T] = k                   # in-place write into the preallocated cache
+                vc[:, :, pos:pos + T] = v
+                if T == 1:                                  # decode: attend to the whole prefix
+                    y = self._decode_attend(q, kc[:, :, :pos + 1], vc[:, :, :pos + 1], mask)
+                elif pos == 0:                              # prefill from scratch: the new k/v are all there is
+                    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.group > 1)
+                else:                                       # prefill continuing after a cached prefix
+                    L = pos + T
+                    causal = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(diagonal=pos)
+                    y = F.scaled_dot_product_attention(q, kc[:, :, :L], vc[:, :, :L], attn_mask=causal,
+                                                       enable_gqa=self.group > 1)
+            else:                                           # ragged decode: row b is at position pos[b]
+                rows = torch.arange(B, device=x.device)
+                kc[rows, :, pos] = k[:, :, 0]               # (B, Hkv, D) scattered to each row's slot
+                vc[rows, :, pos] = v[:, :, 0]
+                L = mask.shape[-1]                          # the longest row's length
+                y = self._decode_attend(q, kc[:, :, :L], vc[:, :, :L], mask)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
+        return self.o_proj(y)
+
+    def _decode_attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                       mask: torch.Tensor | None) -> torch.Tensor:
+        """One query position per row. q (B, H, 1, D); k, v (B, Hkv, L, D); mask (B, 1, 1, L) or None."""
+        B = q.shape[0]
+        # the `group` query heads that share a kv head become `group` query rows against it
+        qg = q.view(B, self.n_kv_heads, self.group, self.head_dim)                  # (B, Hkv, G, D)
+        y = F.scaled_dot_product_attention(qg, k, v, attn_mask=mask)               # (B, Hkv, G, D)
+        return y.view(B, self.n_heads, 1, self.head_dim)
+
+
+class MLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.dim, cfg.ffn_dim, bias=False)
+        self.up_proj = nn.Linear(cfg.dim, cfg.ffn_dim, bias=False)
+        self.down_proj = nn.Linear(cfg.ffn_dim, cfg.dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.self_attn = Attention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, cos, sin, kv=None, pos=0, mask=None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv, pos, mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.dim)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.dim, config.norm_eps)
+        self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+        # RoPE tables are derived, not learned: plain attributes (not buffers) so they are never
+        # in a state_dict and are rebuilt on the right device after loading from the meta device.
+        self._rope: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ weights
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """GPT-2-style init, deterministic given torch's seed: N(0, 0.02) everywhere, the two
+        projections that write into the residual stream scaled down by sqrt(2 * n_layers) so the
+        stream's variance does not grow with depth; norms start at 1, biases at 0."""
+        std = 0.02
+        for name, p in self.named_parameters():
+            if name.endswith("norm.weight") or name.endswith("layernorm.weight"):
+                p.fill_(1.0)
+            elif name.endswith(".bias"):
+                p.zero_()
+            elif name.endswith("o_proj.weight") or name.endswith("down_proj.weight"):
+                p.normal_(0.0, std / math.sqrt(2 * self.config.n_layers))
+            else:
+                p.normal_(0.0, std)
+
+    def num_params(self, exclude_embeddings: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())     # parameters() yields a tied tensor once
+        if exclude_embeddings:
+            n -= self.embed_tokens.weight.numel()
+        return n
+
+    def rope(self, length: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (>= length, head_dim) for this dtype/device; grown by doubling when needed."""
+        key = (dtype, device)
+        if key not in self._rope or self._rope[key][0].shape[0] < length:
+            n = max(length, 2 * self._rope[key][0].shape[0] if key in self._rope else 256)
+            cos, sin = rope_table(inv_frequencies(self.config).to(device), n)
+            self._rope[key] = (cos.to(dtype), sin.to(dtype))
+        return self._rope[key]
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, idx: torch.Tensor, cache: list[KV] | None = None, pos: int | torch.Tensor = 0,
+                mask: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, T, V) float32 ((B, 1, V) with last_only).
+
+        cache: per-layer (k, v) tensors (B, Hkv, T_max, D) to write this call's k/v into.
+        pos: where idx starts -- an int shared by all rows, or a (B,) tensor (then T == 1 and
+        `mask` (B, 1, 1, L) says which of the first L cache positions each row may attend to).
+        """
+        B, T = idx.shape
+        x = self.embed_tokens(idx)                                     # (B, T, C)
+        if isinstance(pos, int):
+            cos, sin = self.rope(pos + T, x.dtype, x.device)
+            cos, sin = cos[pos:pos + T], sin[pos:pos + T]              # (T, D)
+        else:
+            cos, sin = self.rope(int(mask.shape[-1]), x.dtype, x.device)
+            cos, sin = cos[pos].view(B, 1, 1, -1), sin[pos].view(B, 1, 1, -1)   # (B, 1, 1, D)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, None if cache is None else cache[i], pos, mask)
+        if last_only:
+            x = x[:, -1:, :]
+        return self.lm_head(self.norm(x)).float()                      # (B, T, V)
