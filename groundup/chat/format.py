@@ -40,7 +40,7 @@ Design choices:
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from groundup.chat.types import TextDelta, ToolCall, ToolCallEvent
 from groundup.tokenizer.special import BOS, EOS, EOT
@@ -268,9 +268,8 @@ def parse_call(body: str, toolset: ToolSet) -> ToolCall:
     return ToolCall(name=name, arguments=arguments, raw=body, error=toolset.check(name, arguments))
 
 
-def _unterminated(body: str, toolset: ToolSet) -> ToolCall:
-    call = parse_call(body, toolset)
-    call.error = f"tool call cut off before {END_TOOL_CALL}" + (f" ({call.error})" if call.error else "")
+def _unterminated(call: ToolCall, close_marker: str) -> ToolCall:
+    call.error = f"tool call cut off before {close_marker}" + (f" ({call.error})" if call.error else "")
     return call
 
 
@@ -306,7 +305,7 @@ def parse_assistant(output: str | Sequence[int], tools: Iterable[dict[str, Any] 
         body_start = start + len(TOOL_CALL)
         end = output.find(END_TOOL_CALL, body_start)
         if end < 0:
-            calls.append(_unterminated(output[body_start:], toolset))
+            calls.append(_unterminated(parse_call(output[body_start:], toolset), END_TOOL_CALL))
             break
         calls.append(parse_call(output[body_start:end], toolset))
         pos = end + len(END_TOOL_CALL)
@@ -333,10 +332,16 @@ class StreamParser:
 
     Text is released as soon as it cannot be the start of <|tool_call|> (or of a stop
     marker); a ToolCallEvent as soon as its <|end_tool_call|> arrives. After a stop marker
-    everything is ignored (`done` becomes True)."""
+    everything is ignored (`done` becomes True). The markers and the parser of a call's body
+    are parameters, so the same machinery parses other models' formats (chat/template.py)."""
 
-    def __init__(self, tools: Iterable[dict[str, Any] | str] | None = None):
+    def __init__(self, tools: Iterable[dict[str, Any] | str] | None = None, *,
+                 open_marker: str = TOOL_CALL, close_marker: str = END_TOOL_CALL,
+                 stop_markers: Sequence[str] = STOP_MARKERS,
+                 parse_body: Callable[[str, ToolSet], ToolCall] = parse_call):
         self.toolset = ToolSet(tools)
+        self.open, self.close, self.stops = open_marker, close_marker, tuple(stop_markers)
+        self.parse_body = parse_body
         self.buf = ""
         self.in_call = False
         self.done = False
@@ -348,10 +353,10 @@ class StreamParser:
         self.buf += delta
         while not self.done:
             if not self.in_call:
-                hits = [(self.buf.find(m), m) for m in (TOOL_CALL, *STOP_MARKERS)]
+                hits = [(self.buf.find(m), m) for m in (self.open, *self.stops)]
                 hits = [h for h in hits if h[0] >= 0]
                 if not hits:
-                    keep = _held_suffix(self.buf, (TOOL_CALL, *STOP_MARKERS))
+                    keep = _held_suffix(self.buf, (self.open, *self.stops))
                     out = self.buf[: len(self.buf) - keep]
                     if out:
                         events.append(TextDelta(out))
@@ -361,23 +366,23 @@ class StreamParser:
                 if i > 0:
                     events.append(TextDelta(self.buf[:i]))
                 self.buf = self.buf[i + len(marker):]
-                if marker == TOOL_CALL:
+                if marker == self.open:
                     self.in_call = True
                 else:
                     self.done, self.buf = True, ""
             else:
-                hits = [(self.buf.find(m), m) for m in (END_TOOL_CALL, *STOP_MARKERS)]
+                hits = [(self.buf.find(m), m) for m in (self.close, *self.stops)]
                 hits = [h for h in hits if h[0] >= 0]
                 if not hits:
                     break                     # a call is only complete at its end marker
                 i, marker = min(hits)
                 body, self.buf = self.buf[:i], self.buf[i + len(marker):]
                 self.in_call = False
-                if marker == END_TOOL_CALL:
-                    events.append(ToolCallEvent(parse_call(body, self.toolset)))
-                else:
-                    events.append(ToolCallEvent(_unterminated(body, self.toolset)))
+                call = self.parse_body(body, self.toolset)
+                if marker != self.close:
+                    call = _unterminated(call, self.close)
                     self.done, self.buf = True, ""
+                events.append(ToolCallEvent(call))
         return events
 
     def finish(self) -> list[TextDelta | ToolCallEvent]:
@@ -385,7 +390,8 @@ class StreamParser:
         events: list[TextDelta | ToolCallEvent] = []
         if not self.done:
             if self.in_call:
-                events.append(ToolCallEvent(_unterminated(self.buf, self.toolset)))
+                call = _unterminated(self.parse_body(self.buf, self.toolset), self.close)
+                events.append(ToolCallEvent(call))
             elif self.buf:
                 events.append(TextDelta(self.buf))
         self.buf, self.in_call, self.done = "", False, True
