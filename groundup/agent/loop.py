@@ -1,0 +1,225 @@
+"""The agent loop: run → step → query → execute, until the model stops calling tools.
+
+This is the whole of what makes a language model a coding agent. Read it top to bottom:
+
+    run(task)      add the system prompt (once) and the task; step until an exception ends it
+    step()         check the limits; query the model; no tool call → Submitted; else execute
+    query()        stream one assistant turn, appending it to the messages
+    execute(calls) run each tool call, appending one tool message per call
+
+Design choices (after mini-swe-agent):
+- Control flow by small exceptions: `Submitted` (the model answered without a tool call),
+  `LimitsExceeded` (steps, wall time, tokens, or too many malformed calls in a row). `run`
+  turns each into an `AgentResult` with a `stop_reason`; only `Submitted` is a success.
+- The message list *is* the trajectory; each message is appended to the session file the
+  moment it exists (see session.py), so a killed run resumes with everything it had.
+- A malformed tool call (`ToolCall.error`, set by the chat-format parser) is answered with a
+  tool error, like any failed call: the model sees what was wrong and can retry. Only a run of
+  `max_format_errors` of them in a row stops the agent, since by then it is stuck.
+- Read-only calls in one turn (read_file, grep, glob, list_dir) run in parallel threads; any
+  turn with a write or a command runs in order, so effects happen as the model wrote them.
+- Ctrl-C (KeyboardInterrupt) cancels the turn: the running command's process group is
+  killed (shell.py), unanswered calls get an "interrupted" result so the history stays valid
+  for every API, and `run` returns with stop_reason "interrupted". The session goes on.
+- Events (`on_event`) are plain dicts, the same ones `--output-format stream-json` prints.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from groundup.agent.permissions import Permissions
+from groundup.agent.prompt import system_prompt
+from groundup.agent.session import Session, interrupted_result
+from groundup.agent.tools import READ_ONLY, Toolbox, ToolResult
+from groundup.chat.types import ToolCall
+from groundup.providers.base import (Finish, Model, ProviderError, TextDelta, ToolCallEvent,
+                                     Usage)
+
+
+class Submitted(Exception):
+    """The model answered without calling a tool: the task is done."""
+
+
+class LimitsExceeded(Exception):
+    """A limit stopped the run; args[0] is the stop reason, args[1] the explanation."""
+
+
+@dataclass
+class AgentResult:
+    result: str
+    messages: list[dict[str, Any]]
+    num_steps: int
+    usage: Usage
+    is_error: bool
+    stop_reason: str     # "end_turn" | "max_steps" | "max_seconds" | "max_tokens" |
+                         # "format_errors" | "interrupted" | "error"
+    session_id: str | None = None
+    session_path: Path | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `--output-format json` prints."""
+        return {"result": self.result, "session_id": self.session_id,
+                "num_steps": self.num_steps, "usage": self.usage.to_dict(),
+                "is_error": self.is_error, "stop_reason": self.stop_reason}
+
+
+@dataclass
+class Agent:
+    model: Model
+    root: Path
+    permission_mode: str = "yolo"
+    max_steps: int | None = 12
+    max_seconds: float | None = None
+    session_dir: Path | None = None
+    compact_prompt: bool | None = None      # None: ask the model (`model.compact_prompt`)
+    on_event: Callable[[dict[str, Any]], None] | None = None
+    token_budget: int | None = None         # prompt + completion tokens, summed over steps
+    permissions: Permissions | None = None  # overrides permission_mode when given
+    extra_dirs: tuple = ()
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    session: Session | None = None          # resume into this session file
+    max_format_errors: int = 3
+    max_output_tokens: int | None = None    # per model turn
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        if self.permissions is None:
+            self.permissions = Permissions(mode=self.permission_mode)
+        self.toolbox = Toolbox(self.root, self.extra_dirs, self.permissions,
+                               on_todos=lambda todos: self.emit({"type": "todos", "todos": todos}))
+        if self.session is None and self.session_dir is not None:
+            self.session = Session.create(self.session_dir)
+        if self.compact_prompt is None:
+            self.compact_prompt = bool(getattr(self.model, "compact_prompt", False))
+        self.total_usage = Usage()
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self, task: str) -> AgentResult:
+        if not self.messages:
+            self.add({"role": "system",
+                      "content": system_prompt(self.root, self.toolbox, self.compact_prompt)})
+        self.add({"role": "user", "content": task})
+        self.steps, self.format_errors, self.usage = 0, 0, Usage()
+        self.started = time.monotonic()
+        try:
+            while True:
+                self.step()
+        except Submitted as e:
+            result, stop, is_error = str(e.args[0]), "end_turn", False
+        except LimitsExceeded as e:
+            stop, result, is_error = e.args[0], e.args[1], True
+        except ProviderError as e:
+            result, stop, is_error = f"model error: {e}", "error", True
+        except KeyboardInterrupt:
+            self.answer_pending()
+            result, stop, is_error = "interrupted by the user", "interrupted", True
+        res = AgentResult(result, self.messages, self.steps, self.usage, is_error, stop,
+                          self.session.id if self.session else None,
+                          self.session.path if self.session else None,
+                          time.monotonic() - self.started)
+        self.emit({"type": "result", **res.to_json()})
+        return res
+
+    def step(self) -> None:
+        self.check_limits()
+        message = self.query()
+        calls = message.get("tool_calls") or []
+        if not calls:
+            raise Submitted(message.get("content") or "")
+        self.execute([ToolCall.from_dict(c) for c in calls])
+
+    def check_limits(self) -> None:
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            raise LimitsExceeded("max_steps", f"stopped: reached the limit of {self.max_steps} "
+                                              "steps before the task was done")
+        if self.max_seconds is not None and time.monotonic() - self.started > self.max_seconds:
+            raise LimitsExceeded("max_seconds", f"stopped: the run took longer than "
+                                                f"{self.max_seconds:g} seconds")
+        used = self.usage.prompt_tokens + self.usage.completion_tokens
+        if self.token_budget is not None and used >= self.token_budget:
+            raise LimitsExceeded("max_tokens", f"stopped: used {used} tokens, over the budget "
+                                               f"of {self.token_budget}")
+
+    def query(self) -> dict[str, Any]:
+        self.steps += 1
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        finish = Finish("stop")
+        for ev in self.model.stream(self.messages, self.toolbox.schemas(),
+                                    max_tokens=self.max_output_tokens):
+            if isinstance(ev, TextDelta):
+                text.append(ev.text)
+                self.emit({"type": "text", "text": ev.text})
+            elif isinstance(ev, ToolCallEvent):
+                calls.append(ev.call)
+            elif isinstance(ev, Finish):
+                finish = ev
+        self.usage += finish.usage
+        self.total_usage += finish.usage
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
+        if calls:
+            message["tool_calls"] = [c.to_dict() for c in calls]
+        self.add(message)
+        self.emit({"type": "assistant", "content": message["content"],
+                   "tool_calls": message.get("tool_calls", []), "finish_reason": finish.reason})
+        return message
+
+    def execute(self, calls: list[ToolCall]) -> None:
+        for call in calls:
+            self.emit({"type": "tool_call", **call.to_dict()})
+        if len(calls) > 1 and all(c.name in READ_ONLY and not c.error for c in calls):
+            with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
+                results = list(pool.map(self.toolbox.execute, calls))
+            for call, result in zip(calls, results):
+                self.add_result(call, result)
+        else:
+            for call in calls:
+                self.add_result(call, self.toolbox.execute(call))
+        if all(c.error or c.name not in self.toolbox_names() for c in calls):
+            self.format_errors += 1
+            if self.format_errors >= self.max_format_errors:
+                raise LimitsExceeded("format_errors", f"stopped: {self.format_errors} malformed "
+                                                      "tool calls in a row")
+        else:
+            self.format_errors = 0
+
+    # ------------------------------------------------------------ plumbing
+
+    def toolbox_names(self) -> set[str]:
+        return {s["name"] for s in self.toolbox.schemas()}
+
+    def add_result(self, call: ToolCall, result: ToolResult) -> None:
+        self.add({"role": "tool", "tool_call_id": call.id, "name": call.name,
+                  "content": result.content})
+        event = {"type": "tool_result", "tool_call_id": call.id, "name": call.name,
+                 "content": result.content, "is_error": result.is_error}
+        if result.display is not None:
+            event["display"] = result.display
+        self.emit(event)
+
+    def add(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        if self.session is not None:
+            self.session.append(message)
+
+    def answer_pending(self) -> None:
+        """After an interrupt, answer the last turn's calls that have no result yet."""
+        last = next((i for i in range(len(self.messages) - 1, -1, -1)
+                     if self.messages[i].get("role") == "assistant"), None)
+        if last is None:
+            return
+        answered = {m.get("tool_call_id") for m in self.messages[last + 1:]}
+        for c in self.messages[last].get("tool_calls") or []:
+            if c.get("id") not in answered:
+                self.add(interrupted_result(c))
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
