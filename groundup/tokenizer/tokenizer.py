@@ -1,0 +1,287 @@
+"""The Tokenizer: text <-> ids for byte-level BPE, with a reference encoder and a fast path.
+
+Design choices:
+- Tokens are *bytes*. The vocabulary maps each token's bytes to its id; GPT-2's printable
+  byte-to-unicode alphabet ("Ġthe") exists only at the tokenizer.json boundary (hf.py).
+- Two merge rules exist in the wild, and a Tokenizer carries one of them:
+  * "rank" (tiktoken, and our own trained tokenizers): a chunk that is itself a token is one
+    token; otherwise repeatedly merge the adjacent pair whose *concatenated bytes* have the
+    lowest rank (id), leftmost first.
+  * "pair" (HF `tokenizers` BPE): repeatedly merge the adjacent pair with the lowest
+    *merge-list priority*; a chunk is looked up whole first only if `ignore_merges` is set.
+  They differ when a token can be spelled by a pair that is not its merge (ab+c vs a+bc), and
+  HF ids need not follow merge order -- so a loaded tokenizer.json keeps the "pair" rule.
+- The reference encoder is plain Python with a cache of encoded chunks (code repeats its
+  chunks: the cache hit rate on the stdlib is > 95%).
+- The fast path hands the same ranks, regex and specials to `tiktoken.Encoding` (built in
+  memory; nothing is downloaded). It is used only where it is exact: the "rank" rule with a
+  plain regex pre-tokenizer. Tests prove it gives the reference's ids on the whole corpus.
+- Special tokens are matched in text only when the caller allows them (`allowed_special`);
+  otherwise "<|user|>" is ordinary text. HF's non-special added tokens are always matched,
+  as `tokenizers` does.
+- Decoding joins token bytes and decodes UTF-8 with U+FFFD for invalid sequences: a model can
+  emit half a character, and decoding must never crash on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Literal
+
+import regex
+
+from groundup.errors import UserError
+
+# GPT-4 (cl100k) style split, in the form Llama 3 ships: no possessive quantifiers, so the
+# same string means the same thing to Python's `regex`, tiktoken's fancy-regex and HF's
+# Oniguruma. Contractions; letters with one leading non-letter; numbers of 1-3 digits;
+# punctuation runs with trailing newlines; newlines; whitespace not followed by a word.
+GPT4_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# GPT-2's split (HF ByteLevel pre-tokenizer with use_regex=true)
+GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+
+CACHE_SIZE = 1 << 17
+
+
+@dataclass(frozen=True)
+class AddedToken:
+    """A token matched in the text before pre-tokenization (HF "added_tokens")."""
+    content: str
+    id: int
+    special: bool = True          # special: only matched when allowed; else always matched
+    lstrip: bool = False          # swallow whitespace on the left into the match
+    rstrip: bool = False          # ... and on the right
+    single_word: bool = False     # only match when not inside a word
+    normalized: bool = False      # (kept for round-tripping tokenizer.json)
+
+
+class RegexSplit:
+    """The whole pre-tokenizer of our own tokenizers: regex matches are the chunks."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+        try:
+            self.split: Callable[[str], list[str]] = regex.compile(pattern).findall
+        except regex.error as e:
+            raise UserError(f"the split pattern is not a valid regex: {e}") from None
+
+
+class Tokenizer:
+    def __init__(self, vocab: dict[bytes, int], *, pretokenizer, merge_rule: Literal["rank", "pair"],
+                 added: Iterable[AddedToken] = (), merges: list[tuple[bytes, bytes]] | None = None,
+                 ignore_merges: bool = True, bos: str | None = None, eos: str | None = None,
+                 hf_json: dict | None = None, chat_template: str | None = None):
+        self.vocab = vocab                               # token bytes -> id (ordinary tokens)
+        self.pretokenizer = pretokenizer                 # .split(text) -> list[str]
+        self.merge_rule = merge_rule
+        self.merges = merges or []                       # (left, right) bytes, priority order
+        self.ignore_merges = ignore_merges
+        self.added = sorted(added, key=lambda t: t.id)
+        self.special_tokens = {t.content: t.id for t in self.added if t.special}
+        self._always = [t for t in self.added if not t.special]
+        self.hf_json = hf_json                           # the file this was loaded from, if any
+        self.chat_template = chat_template
+        self.pattern = getattr(pretokenizer, "pattern", None)
+
+        self.vocab_size = 1 + max([*vocab.values(), *(t.id for t in self.added)])
+        self._id_bytes: list[bytes | None] = [None] * self.vocab_size
+        for b, i in vocab.items():
+            self._id_bytes[i] = b
+        for t in self.added:
+            self._id_bytes[t.id] = t.content.encode("utf-8")
+        self._added_by_content = {t.content: t for t in self.added}
+        self.bos_id = self.token_to_id(bos) if bos else None
+        self.eos_id = self.token_to_id(eos) if eos else None
+        self._byte_ids = [vocab.get(bytes([i])) for i in range(256)]
+        self._pair_rank = {}                             # (left id, right id) -> (priority, new id)
+        if merge_rule == "pair":
+            for p, (x, y) in enumerate(self.merges):
+                ix, iy, iz = vocab.get(x), vocab.get(y), vocab.get(x + y)
+                if ix is not None and iy is not None and iz is not None:
+                    self._pair_rank.setdefault((ix, iy), (p, iz))
+        self._cache: dict[str, list[int]] = {}
+        self._matchers: dict[frozenset, regex.Pattern | None] = {}
+        self._tt = None
+        self.fast = merge_rule == "rank" and isinstance(pretokenizer, RegexSplit)
+
+    @classmethod
+    def from_ranks(cls, ranks: dict[bytes, int], *, pattern: str, special_tokens: dict[str, int],
+                   merges: list[tuple[bytes, bytes]] | None = None,
+                   bos: str | None = "<|begin_of_text|>", eos: str | None = "<|end_of_text|>"
+                   ) -> "Tokenizer":
+        """A tiktoken-style tokenizer: ids are ranks; our own trained tokenizers are these."""
+        added = [AddedToken(s, i) for s, i in special_tokens.items()]
+        bos = bos if bos in special_tokens else None
+        eos = eos if eos in special_tokens else None
+        return cls(ranks, pretokenizer=RegexSplit(pattern), merge_rule="rank", added=added,
+                   merges=merges, bos=bos, eos=eos)
+
+    # ---------------------------------------------------------------- lookups
+
+    def token_to_id(self, s: str) -> int | None:
+        """The id of a special/added token, or of an ordinary token given as its text."""
+        t = self._added_by_content.get(s)
+        if t is not None:
+            return t.id
+        return self.vocab.get(s.encode("utf-8"))
+
+    def id_to_bytes(self, i: int) -> bytes:
+        b = self._id_bytes[i] if 0 <= i < self.vocab_size else None
+        if b is None:
+            raise UserError(f"token id {i} is not in this tokenizer's vocabulary "
+                            f"(0..{self.vocab_size - 1})")
+        return b
+
+    @property
+    def n_ordinary(self) -> int:
+        return len(self.vocab)
+
+    # ---------------------------------------------------------------- encoding
+
+    def _allowed(self, allowed_special) -> frozenset:
+        if allowed_special == "all":
+            return frozenset(self.special_tokens)
+        allowed = frozenset(allowed_special)
+        unknown = allowed - self.special_tokens.keys()
+        if unknown:
+            raise UserError(f"not special tokens of this tokenizer: {sorted(unknown)}")
+        return allowed
+
+    def encode(self, text: str, allowed_special: Iterable[str] | str = frozenset()) -> list[int]:
+        """Text -> ids. Special tokens in `text` become special ids only if allowed ("all" or a
+        set of their strings); otherwise they are encoded as the ordinary text they are."""
+        allowed = self._allowed(allowed_special)
+        if self.fast:
+            return self._tiktoken().encode(text, allowed_special=allowed, disallowed_special=())
+        return self.encode_reference(text, allowed)
+
+    def encode_batch(self, texts: list[str], allowed_special: Iterable[str] | str = frozenset(),
+                     num_threads: int = 8) -> list[list[int]]:
+        allowed = self._allowed(allowed_special)
+        if self.fast:
+            return self._tiktoken().encode_batch(texts, num_threads=num_threads,
+                                                 allowed_special=allowed, disallowed_special=())
+        return [self.encode_reference(t, allowed) for t in texts]
+
+    def encode_reference(self, text: str, allowed_special: Iterable[str] | str = frozenset()
+                         ) -> list[int]:
+        """The plain-Python encoder (the definition the fast path must match)."""
+        allowed = self._allowed(allowed_special)
+        ids: list[int] = []
+        for part, token_id in self._split_added(text, allowed):
+            if token_id is not None:
+                ids.append(token_id)
+                continue
+            for chunk in self.pretokenizer.split(part):
+                cached = self._cache.get(chunk)
+                if cached is None:
+                    if len(self._cache) >= CACHE_SIZE:
+                        self._cache.clear()
+                    cached = self._cache[chunk] = self._bpe(chunk.encode("utf-8"))
+                ids.extend(cached)
+        return ids
+
+    def _split_added(self, text: str, allowed: frozenset):
+        """Yield (ordinary text, None) and (None, added token id) in order."""
+        if allowed not in self._matchers:
+            tokens = [t for t in self.added if (t.special and t.content in allowed)
+                      or not t.special]
+            # longest first: an alternation is leftmost-first, HF's matcher leftmost-longest
+            alts = []
+            for t in sorted(tokens, key=lambda t: -len(t.content)):
+                p = regex.escape(t.content)
+                if t.single_word:
+                    p = rf"(?<![\w]){p}(?![\w])"
+                alts.append((r"\s*" if t.lstrip else "") + f"({p})" + (r"\s*" if t.rstrip else ""))
+            self._matchers[allowed] = regex.compile("|".join(alts)) if alts else None
+        matcher = self._matchers[allowed]
+        if matcher is None:
+            if text:
+                yield text, None
+            return
+        start = 0
+        for m in matcher.finditer(text):
+            if m.start() > start:
+                yield text[start:m.start()], None
+            content = next(g for g in m.groups() if g is not None)
+            yield None, self._added_by_content[content].id
+            start = m.end()
+        if start < len(text):
+            yield text[start:], None
+
+    def _bpe(self, piece: bytes) -> list[int]:
+        vocab = self.vocab
+        if self.merge_rule == "rank":
+            whole = vocab.get(piece)
+            if whole is not None:
+                return [whole]
+            parts = [piece[i:i + 1] for i in range(len(piece))]
+            while len(parts) > 1:
+                best, best_rank = -1, None
+                for i in range(len(parts) - 1):
+                    r = vocab.get(parts[i] + parts[i + 1])
+                    if r is not None and (best_rank is None or r < best_rank):
+                        best, best_rank = i, r
+                if best < 0:
+                    break
+                parts[best:best + 2] = [parts[best] + parts[best + 1]]
+            return [vocab[p] for p in parts]
+        # "pair": HF's rule -- lowest merge priority first, leftmost among equals
+        if self.ignore_merges:
+            whole = vocab.get(piece)
+            if whole is not None:
+                return [whole]
+        ids = []
+        for byte in piece:
+            i = self._byte_ids[byte]
+            if i is None:
+                raise UserError(f"byte 0x{byte:02x} has no token in this vocabulary")
+            ids.append(i)
+        pair_rank = self._pair_rank
+        while len(ids) > 1:
+            best, best_p, best_new = -1, None, 0
+            for i in range(len(ids) - 1):
+                hit = pair_rank.get((ids[i], ids[i + 1]))
+                if hit is not None and (best_p is None or hit[0] < best_p):
+                    best, (best_p, best_new) = i, hit
+            if best < 0:
+                break
+            ids[best:best + 2] = [best_new]
+        return ids
+
+    def _tiktoken(self):
+        if self._tt is None:
+            import tiktoken
+            self._tt = tiktoken.Encoding(name="groundup", pat_str=self.pattern,
+                                         mergeable_ranks=self.vocab,
+                                         special_tokens=dict(self.special_tokens))
+        return self._tt
+
+    # ---------------------------------------------------------------- decoding
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        table = self._id_bytes
+        ids = list(ids)
+        if ids and min(ids) < 0:              # a negative index would silently wrap around
+            self.id_to_bytes(min(ids))
+        try:
+            return b"".join([table[i] for i in ids])
+        except (IndexError, TypeError):
+            for i in ids:                     # find the culprit for a clear message
+                self.id_to_bytes(i)
+            raise
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids -> text; bytes that are not valid UTF-8 (half a character) become U+FFFD."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # ---------------------------------------------------------------- files
+
+    def save(self, directory) -> None:
+        from groundup.tokenizer.formats import save_tokenizer
+        save_tokenizer(self, directory)
+
+    def __repr__(self) -> str:
+        return (f"Tokenizer(vocab_size={self.vocab_size}, rule={self.merge_rule!r}, "
+                f"specials={len(self.special_tokens)}, fast={self.fast})")
