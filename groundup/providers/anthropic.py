@@ -1,0 +1,193 @@
+"""`anthropic:NAME` -- the Anthropic Messages API, streamed over httpx.
+
+The request:
+
+    POST {base_url}/v1/messages
+    x-api-key: $ANTHROPIC_API_KEY        anthropic-version: 2023-06-01
+    {"model": NAME, "max_tokens": N, "system": "...", "messages": [...],
+     "tools": [{"name", "description", "input_schema"}], "stream": true}
+
+The answer is a sequence of named SSE events:
+
+    message_start        {"message": {..., "usage": {"input_tokens": 472, ...}}}
+    content_block_start  {"index": 0, "content_block": {"type": "text", "text": ""}}
+    content_block_delta  {"index": 0, "delta": {"type": "text_delta", "text": "Okay"}}   (many)
+    content_block_stop   {"index": 0}
+    content_block_start  {"index": 1, "content_block": {"type": "tool_use", "id": "toolu_..",
+                                                        "name": "read_file", "input": {}}}
+    content_block_delta  {"index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\\"pa"}}
+    content_block_stop   {"index": 1}
+    message_delta        {"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 89}}
+    message_stop
+    (ping events anywhere; an `error` event if the API fails mid-stream)
+
+Design choices:
+- Differences from the OpenAI shape are handled here, in the conversion: system messages go
+  to the top-level `system`; an assistant turn is a list of content blocks (text, then
+  tool_use blocks with `input` as an object); tool results are `tool_result` blocks inside a
+  *user* turn, and consecutive same-role turns are merged (the API wants user/assistant to
+  alternate).
+- A tool call is emitted at its content_block_stop, as soon as its JSON input is complete.
+- `max_tokens` is required by this API; the default is generous for an agent's turn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+import httpx
+
+from groundup.chat.format import ToolSet
+from groundup.chat.types import ToolCall, new_call_id
+from groundup.providers.base import (Event, Finish, ProviderError, TextDelta, ToolCallEvent,
+                                     Usage)
+from groundup.providers.http import HTTPOptions, error_message, parse_data, post_stream, sse_events
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls",
+                "max_tokens": "length", "pause_turn": "stop", "refusal": "stop"}
+
+
+def to_anthropic(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Our message dicts -> (system prompt, Messages API turns of content blocks)."""
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += blocks         # merge: roles must alternate
+        else:
+            turns.append({"role": role, "content": blocks})
+
+    for m in messages:
+        role, content = m["role"], str(m.get("content") or "")
+        if role == "system":
+            system.append(content)
+        elif role == "user":
+            add("user", [{"type": "text", "text": content}] if content else [])
+        elif role == "assistant":
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": content}] if content.strip() else []
+            blocks += [{"type": "tool_use", "id": c.get("id") or f"toolu_{i}", "name": c["name"],
+                        "input": c.get("arguments") or {}} for i, c in enumerate(m.get("tool_calls") or [])]
+            add("assistant", blocks)
+        elif role == "tool":
+            add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id") or "",
+                          "content": content}])
+    return "\n\n".join(system), turns
+
+
+class AnthropicModel:
+    def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None, *,
+                 max_tokens: int = 8192, temperature: float | None = None, timeout: float = 600.0,
+                 max_retries: int = 4, backoff_base: float = 1.0, **_ignored: Any):
+        self.model = name
+        self.name = f"anthropic:{name}"
+        base = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        parsed = urlparse(base)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ProviderError(f"--base-url {base!r} is not an http(s) URL")
+        self.url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+        self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not self.api_key:
+            raise ProviderError("ANTHROPIC_API_KEY is not set: export your Anthropic API key")
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.opts = HTTPOptions(timeout=timeout, max_retries=max_retries, backoff_base=backoff_base)
+        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=self.opts.connect_timeout))
+
+    def explain(self, status: int, body: bytes) -> str:
+        msg = error_message(body)
+        low = msg.lower()
+        if status == 401:
+            return f"{self.url} refused the API key (401: {msg}): check ANTHROPIC_API_KEY"
+        if "prompt is too long" in low or "context" in low and "exceed" in low:
+            return f"context overflow: the conversation is longer than {self.model}'s context ({msg})"
+        if status == 404:
+            if "model" in low:
+                return f"unknown model {self.model!r} ({msg})"
+            return f"{self.url} does not exist (404): is the base URL right (e.g. https://api.anthropic.com)?"
+        if status in (429, 529):
+            return f"{self.url} is rate limited or overloaded even after retries ({status}: {msg})"
+        return f"{self.url} failed with HTTP {status}: {msg}"
+
+    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+               *, max_tokens: int | None = None) -> Iterator[Event]:
+        system, turns = to_anthropic(messages)
+        body: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens or self.max_tokens,
+                                "messages": turns, "stream": True}
+        if system:
+            body["system"] = system
+        if tools:
+            body["tools"] = [{"name": t["name"], "description": t.get("description", ""),
+                              "input_schema": t.get("parameters") or {"type": "object", "properties": {}}}
+                             for t in tools]
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        headers = {"x-api-key": self.api_key or "", "anthropic-version": API_VERSION,
+                   "accept": "text/event-stream"}
+
+        toolset = ToolSet(tools) if tools else ToolSet(None)
+        blocks: dict[int, dict[str, Any]] = {}    # index -> the block being streamed
+        usage, reason = Usage(), "stop"
+        resp = post_stream(self.client, self.url, headers, body, self.opts, self.explain)
+        try:
+            for event, data in sse_events(resp, self.url):
+                ev = parse_data(data, self.url)
+                kind = ev.get("type") or event
+                if kind == "message_start":
+                    u = (ev.get("message") or {}).get("usage") or {}
+                    usage.prompt_tokens = sum(u.get(k) or 0 for k in (
+                        "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+                    usage.completion_tokens = u.get("output_tokens") or 0
+                elif kind == "content_block_start":
+                    block = dict(ev["content_block"])
+                    block["partial_json"] = ""
+                    blocks[ev["index"]] = block
+                    if block.get("type") == "text" and block.get("text"):
+                        yield TextDelta(block["text"])
+                elif kind == "content_block_delta":
+                    delta, block = ev["delta"], blocks.get(ev["index"], {})
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        yield TextDelta(delta["text"])
+                    elif delta.get("type") == "input_json_delta":
+                        block["partial_json"] = block.get("partial_json", "") + delta.get("partial_json", "")
+                elif kind == "content_block_stop":
+                    block = blocks.pop(ev["index"], {})
+                    if block.get("type") == "tool_use":
+                        yield ToolCallEvent(tool_use_call(block, toolset))
+                elif kind == "message_delta":
+                    stop = (ev.get("delta") or {}).get("stop_reason")
+                    if stop:
+                        reason = STOP_REASONS.get(stop, stop)
+                    out = (ev.get("usage") or {}).get("output_tokens")
+                    if out is not None:
+                        usage.completion_tokens = out      # cumulative, not a delta
+                elif kind == "error":
+                    err = ev.get("error") or {}
+                    raise ProviderError(f"{self.url} failed mid-stream: {err.get('type', 'error')}: "
+                                        f"{err.get('message', '')}")
+                elif kind == "message_stop":
+                    break
+        finally:
+            resp.close()
+        yield Finish(reason, usage)
+
+
+def tool_use_call(block: dict[str, Any], toolset: ToolSet) -> ToolCall:
+    raw = block.get("partial_json") or ""
+    try:
+        args = json.loads(raw) if raw.strip() else (block.get("input") or {})
+    except json.JSONDecodeError as e:
+        return ToolCall(name=block.get("name", ""), arguments={}, id=block.get("id") or new_call_id(),
+                        raw=raw, error=f"tool input is not valid JSON ({e.msg})")
+    if not isinstance(args, dict):
+        return ToolCall(name=block.get("name", ""), arguments={}, id=block.get("id") or new_call_id(), raw=raw,
+                        error="tool input must be a JSON object")
+    return ToolCall(name=block.get("name", ""), arguments=args, id=block.get("id") or new_call_id(),
+                    raw=raw, error=toolset.check(block.get("name", ""), args))

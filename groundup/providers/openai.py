@@ -1,0 +1,172 @@
+"""`openai:NAME` -- any OpenAI-compatible Chat Completions endpoint, streamed over httpx.
+
+Works with api.openai.com and with the servers that copy its API: vLLM, SGLang, Ollama,
+llama.cpp's server, LM Studio, and `groundup serve`. The request:
+
+    POST {base_url}/chat/completions
+    Authorization: Bearer $OPENAI_API_KEY
+    {"model": NAME, "messages": [...], "tools": [{"type": "function", "function": {...}}],
+     "stream": true, "stream_options": {"include_usage": true}}
+
+The answer is a stream of `chat.completion.chunk` events. Text arrives as
+`choices[0].delta.content`. A tool call arrives in pieces, keyed by its `index` in the turn:
+the first piece carries `id` and `function.name`, the following ones carry fragments of
+`function.arguments` -- a JSON *string* cut anywhere, even mid-token, so it can only be
+parsed once complete. The last chunk carries `finish_reason`; with include_usage, a final
+chunk with empty `choices` carries the token usage. Then `data: [DONE]`.
+
+Design choices:
+- Tool calls are accumulated by index and emitted, parsed and checked against the tool's
+  schema, when the stream ends (a call is not usable before its arguments are complete).
+- Arguments that are not valid JSON become a ToolCall with `error` set, never an exception.
+- The API key is required only for the official endpoint: local servers usually need none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+import httpx
+
+from groundup.chat.format import ToolSet
+from groundup.chat.types import ToolCall
+from groundup.providers.base import (Event, Finish, ProviderError, TextDelta, ToolCallEvent,
+                                     Usage)
+from groundup.providers.http import HTTPOptions, error_message, parse_data, post_stream, sse_events
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Our message dicts -> Chat Completions messages (arguments as a JSON string)."""
+    out = []
+    for m in messages:
+        role = m["role"]
+        if role == "tool":
+            out.append({"role": "tool", "tool_call_id": m.get("tool_call_id") or "",
+                        "content": str(m.get("content") or "")})
+        elif role == "assistant" and m.get("tool_calls"):
+            out.append({"role": "assistant", "content": m.get("content") or None,
+                        "tool_calls": [{"id": c.get("id") or f"call_{i}", "type": "function",
+                                        "function": {"name": c["name"],
+                                                     "arguments": json.dumps(c.get("arguments") or {})}}
+                                       for i, c in enumerate(m["tool_calls"])]})
+        else:
+            out.append({"role": role, "content": m.get("content") or ""})
+    return out
+
+
+def to_openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "function",
+             "function": {"name": t["name"], "description": t.get("description", ""),
+                          "parameters": t.get("parameters") or {"type": "object", "properties": {}}}}
+            for t in tools]
+
+
+class OpenAIModel:
+    def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None, *,
+                 temperature: float | None = None, timeout: float = 600.0, max_retries: int = 4,
+                 backoff_base: float = 1.0, **_ignored: Any):
+        self.model = name
+        self.name = f"openai:{name}"
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        parsed = urlparse(self.base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ProviderError(f"--base-url {self.base_url!r} is not an http(s) URL "
+                                "(e.g. http://localhost:8000/v1)")
+        self.official = parsed.netloc.endswith("api.openai.com")
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if self.official and not self.api_key:
+            raise ProviderError("OPENAI_API_KEY is not set: export your key, or point --base-url "
+                                "at an OpenAI-compatible server (vLLM, Ollama, groundup serve...)")
+        self.temperature = temperature
+        self.opts = HTTPOptions(timeout=timeout, max_retries=max_retries, backoff_base=backoff_base)
+        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=self.opts.connect_timeout))
+
+    def explain(self, status: int, body: bytes) -> str:
+        msg = error_message(body)
+        low = msg.lower()
+        where = f"{self.base_url}/chat/completions"
+        if status == 401:
+            return (f"{where} refused the API key (401: {msg}): check OPENAI_API_KEY" if self.api_key
+                    else f"{where} needs an API key (401: {msg}): set OPENAI_API_KEY")
+        if "context" in low and ("length" in low or "window" in low) or "too many tokens" in low:
+            return f"context overflow: the conversation is longer than {self.model}'s context ({msg})"
+        if status == 404 or "model" in low and ("not found" in low or "does not exist" in low):
+            if "model" in low:
+                return f"unknown model {self.model!r} at {self.base_url} ({msg})"
+            return (f"{where} does not exist (404): is the base URL right? It usually ends in /v1, "
+                    "e.g. http://localhost:8000/v1")
+        if status == 429:
+            return f"rate limited by {self.base_url} even after retries (429: {msg})"
+        return f"{where} failed with HTTP {status}: {msg}"
+
+    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+               *, max_tokens: int | None = None) -> Iterator[Event]:
+        body: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages),
+                                "stream": True, "stream_options": {"include_usage": True}}
+        if tools:
+            body["tools"] = to_openai_tools(tools)
+        if max_tokens is not None:
+            # the official API renamed it; most compatible servers still read max_tokens
+            body["max_completion_tokens" if self.official else "max_tokens"] = max_tokens
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        headers = {"Accept": "text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        url = f"{self.base_url}/chat/completions"
+
+        resp = post_stream(self.client, url, headers, body, self.opts, self.explain)
+        pending: dict[int, dict[str, str]] = {}   # index -> {"id", "name", "arguments"}
+        finish_reason, usage = "stop", Usage()
+        try:
+            for _, data in sse_events(resp, url):
+                if data.strip() == "[DONE]":
+                    break
+                chunk = parse_data(data, url)
+                if "error" in chunk:             # some servers report errors mid-stream
+                    raise ProviderError(f"{url}: {error_message(data.encode())}")
+                if chunk.get("usage"):
+                    u = chunk["usage"]
+                    usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0)
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        yield TextDelta(delta["content"])
+                    for tc in delta.get("tool_calls") or []:
+                        slot = pending.setdefault(tc.get("index", len(pending)),
+                                                  {"id": "", "name": "", "arguments": ""})
+                        fn = tc.get("function") or {}
+                        slot["id"] = tc.get("id") or slot["id"]
+                        slot["name"] += fn.get("name") or ""
+                        slot["arguments"] += fn.get("arguments") or ""
+                    if choice.get("finish_reason"):
+                        finish_reason = choice["finish_reason"]
+        finally:
+            resp.close()
+        toolset = ToolSet(tools) if tools else ToolSet(None)
+        for index in sorted(pending):
+            yield ToolCallEvent(parse_arguments(pending[index], toolset))
+        if pending and finish_reason == "stop":
+            finish_reason = "tool_calls"         # some servers say "stop" after tool calls
+        yield Finish(finish_reason, usage)
+
+
+def parse_arguments(slot: dict[str, str], toolset: ToolSet) -> ToolCall:
+    """An accumulated call {"id", "name", "arguments": JSON string} -> ToolCall."""
+    raw = slot["arguments"]
+    kw = {"id": slot["id"]} if slot["id"] else {}
+    try:
+        args = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as e:
+        return ToolCall(name=slot["name"], arguments={}, raw=raw,
+                        error=f"arguments of {slot['name']} are not valid JSON ({e.msg} at char {e.pos})", **kw)
+    if not isinstance(args, dict):
+        return ToolCall(name=slot["name"], arguments={}, raw=raw,
+                        error=f"arguments of {slot['name']} must be a JSON object", **kw)
+    return ToolCall(name=slot["name"], arguments=args, raw=raw,
+                    error=toolset.check(slot["name"], args), **kw)
