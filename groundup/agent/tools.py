@@ -334,7 +334,7 @@ class Toolbox:
     # ------------------------------------------------------------ shell, search, todos
 
     def _bash(self, args: dict[str, Any], _: Path | None) -> ToolResult:
-        timeout = float(args.get("timeout") or DEFAULT_BASH_TIMEOUT)
+        timeout = float(args.get("timeout", DEFAULT_BASH_TIMEOUT))
         if not 0 < timeout <= MAX_BASH_TIMEOUT:
             raise ToolError(f"timeout must be between 0 and {MAX_BASH_TIMEOUT:g} seconds")
         r = shell.run_command(args["command"], self.root, timeout)
