@@ -1,0 +1,355 @@
+"""Generate bug-fix tasks: a small Python repository, a bug from the catalogue, its tests.
+
+Design choices:
+- Deterministic from (split, tier, seed): the random stream is seeded with all three, so a
+  held-out seed can never reproduce a training task even when the integers coincide, and the
+  held-out split draws its identifiers from nouns training never uses (groundup/tasks/vocab.py).
+- Validation runs in-process before anything is written: the correct code computes each test's
+  expected value, the buggy code must make at least one test fail (those become `fail_to_pass`)
+  and the rest are `pass_to_pass`. A line-event budget (`sys.settrace`) stops a mutation that
+  would loop forever. No subprocess, so thousands of tasks take seconds; the on-disk check with
+  real `python -m unittest` lives in groundup/tasks/check.py and is what the tests use.
+- Tiers: 1) the bug is in the function or class the failing test calls; 2) the failing test
+  calls a wrapper whose helper, in another module, holds the bug (no test names that module),
+  so the agent has to search; 3) two bugs, or a function left as `raise NotImplementedError`
+  to implement from its docstring.
+- The shape on disk is SWE-bench's: `task.json` + `repo/`. `task.json` also carries the gold
+  edits (`gold`) that the oracle uses; the agent under evaluation only ever sees `repo/`.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from groundup.io import atomic_write_json, atomic_write_text
+from groundup.tasks import bugs
+from groundup.tasks.templates import (CLASSES, FUNCTIONS, WRAPPERS, Case, Unit, instantiate,
+                                      wrap)
+from groundup.tasks.vocab import camel, nouns_for, plural
+
+TIERS = (1, 2, 3)
+
+
+@dataclass
+class Module:
+    name: str
+    units: list[Unit]
+    imports: list[str] = field(default_factory=list)
+    tested: bool = True
+
+
+@dataclass
+class Task:
+    id: str
+    tier: int
+    split: str
+    seed: int
+    bug_kind: str
+    problem_statement: str
+    fail_to_pass: list[str]
+    pass_to_pass: list[str]
+    files: dict[str, str]                 # the buggy repository: relative path -> text
+    gold: list[dict[str, Any]]            # edits that fix it: path, old, new, function, ...
+    bug_kinds: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        return {"id": self.id, "problem_statement": self.problem_statement,
+                "fail_to_pass": self.fail_to_pass, "pass_to_pass": self.pass_to_pass,
+                "tier": self.tier, "bug_kind": self.bug_kind, "bug_kinds": self.bug_kinds,
+                "split": self.split, "seed": self.seed, "gold": self.gold}
+
+    def write(self, out_dir: str | Path) -> Path:
+        task_dir = Path(out_dir) / self.id
+        for rel, text in self.files.items():
+            atomic_write_text(task_dir / "repo" / rel, text)
+        atomic_write_json(task_dir / "task.json", self.record())
+        return task_dir
+
+
+class _Runaway(Exception):
+    pass
+
+
+def _run_guarded(fn, budget: int = 20000):
+    """Run fn() with a budget of traced line events: an injected infinite loop raises."""
+    count = 0
+
+    def tracer(frame, event, arg):
+        nonlocal count
+        count += 1
+        if count > budget:
+            raise _Runaway()
+        return tracer
+
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        return fn()
+    finally:
+        sys.settrace(old)
+
+
+def _evaluate(codes: list[str], cases: list[Case]) -> list[tuple[bool, Any]]:
+    """(ok, value) for each case, running the given unit codes in one namespace."""
+    ns: dict[str, Any] = {}
+    try:
+        _run_guarded(lambda: [exec(compile(c, "<unit>", "exec"), ns) for c in codes])
+    except Exception as e:  # an injected bug may break the definitions themselves
+        return [(False, e)] * len(cases)
+    out = []
+    for case in cases:
+        local = dict(ns)
+
+        def go(case=case, local=local):
+            for line in case.setup:
+                exec(line, local)
+            return eval(case.expr, local)
+        try:
+            out.append((True, _run_guarded(go)))
+        except BaseException as e:  # noqa: B036 -- _Runaway, RecursionError, anything a bug raises
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            out.append((False, e))
+    return out
+
+
+class _Names:
+    """Draws distinct nouns for one repository."""
+
+    def __init__(self, split: str, rng: random.Random):
+        self.pool = list(nouns_for(split))
+        rng.shuffle(self.pool)
+        self.used: set[str] = set()
+
+    def take(self, n: int) -> list[str]:
+        out = []
+        while len(out) < n:
+            w = self.pool.pop()
+            forms = {w, plural(w)}
+            if forms & self.used:
+                continue
+            self.used |= forms
+            out.append(w)
+        return out
+
+
+def _tests_for(mod: Module, pkg: str, expected: dict[int, Any]) -> tuple[str, list[tuple[str, Case]]]:
+    """The unittest file for a module, and (test id, case) pairs in file order."""
+    cls = f"Test{camel(mod.name)}"
+    names = [u.name for u in mod.units]
+    lines = ["import unittest", "", f"from {pkg}.{mod.name} import {', '.join(names)}", "", "",
+             f"class {cls}(unittest.TestCase):"]
+    ids: list[tuple[str, Case]] = []
+    seen: dict[str, int] = {}
+    for unit in mod.units:
+        for case in unit.cases:
+            seen[case.label] = seen.get(case.label, 0) + 1
+            method = f"test_{case.label}" + ("" if seen[case.label] == 1 else f"_{seen[case.label]}")
+            lines += ["", f"    def {method}(self):"]
+            lines += [f"        {s}" for s in case.setup]
+            lines.append(f"        self.assertEqual({case.expr}, {expected[id(case)]!r})")
+            ids.append((f"tests.test_{mod.name}.{cls}.{method}", case))
+    lines += ["", "", "if __name__ == '__main__':", "    unittest.main()", ""]
+    return "\n".join(lines), ids
+
+
+def _module_text(pkg: str, mod: Module, codes: dict[int, str]) -> str:
+    doc = f'"""{camel(mod.name)} helpers of the {pkg} package."""\n'
+    head = doc + ("\n" + "\n".join(mod.imports) + "\n" if mod.imports else "")
+    return head + "".join("\n\n" + codes[id(u)] for u in mod.units)
+
+
+def _pick_mutation(unit: Unit, rng: random.Random) -> list[bugs.Mutation]:
+    """Candidate bugs for a unit, ordered kind-first at random so every kind gets its turn."""
+    by_kind: dict[str, list[bugs.Mutation]] = {}
+    for m in bugs.mutations(unit.code):
+        by_kind.setdefault(m.kind, []).append(m)
+    kinds = list(by_kind)
+    rng.shuffle(kinds)
+    out = []
+    for k in kinds:
+        ms = by_kind[k]
+        rng.shuffle(ms)
+        out += ms[:3]
+    return out
+
+
+def _method_of(code: str, line: int) -> str:
+    """Name of the innermost def around `line` in a unit's code."""
+    for text in reversed(code.splitlines()[: line + 1]):
+        s = text.strip()
+        if s.startswith("def "):
+            return s[4:].split("(")[0]
+    return ""
+
+
+def _stub(unit: Unit) -> str:
+    """The function with its body replaced by `raise NotImplementedError` (docstring kept)."""
+    lines = unit.code.splitlines()
+    return "\n".join(lines[:2] + ["    raise NotImplementedError"]) + "\n"
+
+
+_STATEMENTS = [
+    "The test {tests} fails. Find the bug and fix it so that all the tests pass.",
+    "{tests} is failing: the code does not do what its docstring says. Fix the code, not the tests.",
+    "Running {tests} gives a failure. Please fix the bug in the {pkg} package.",
+]
+
+
+def generate_task(seed: int, tier: int = 1, split: str = "train") -> Task:
+    """One validated task, deterministic from (split, tier, seed)."""
+    if tier not in TIERS:
+        raise ValueError(f"tier must be 1, 2 or 3, not {tier}")
+    for attempt in range(50):
+        rng = random.Random(f"groundup-task:{split}:{tier}:{seed}:{attempt}")
+        task = _try_generate(rng, seed, tier, split)
+        if task is not None:
+            return task
+    raise RuntimeError(f"could not generate a task for seed {seed} tier {tier}")
+
+
+def _try_generate(rng: random.Random, seed: int, tier: int, split: str) -> Task | None:
+    names = _Names(split, rng)
+    pkg = names.take(1)[0]
+    modules: list[Module] = []
+    n_direct = rng.choice([1, 1, 2]) if tier == 2 else rng.choice([1, 1, 2, 2, 3])
+    for _ in range(n_direct):
+        units = []
+        for _ in range(rng.choice([1, 2])):
+            t = rng.choice(FUNCTIONS + CLASSES) if rng.random() < 0.85 else rng.choice(CLASSES)
+            units.append(instantiate(t, names.take(5), rng))
+        modules.append(Module(names.take(1)[0], units))
+    targets: list[Unit]
+    if tier == 2:
+        helper_mod = Module(names.take(1)[0], [], tested=False)
+        wrapper_mod = Module(names.take(1)[0], [])
+        for _ in range(rng.choice([1, 2])):
+            helper = instantiate(rng.choice(FUNCTIONS), names.take(5), rng)
+            helper_mod.units.append(helper)
+            key, var = names.take(2)
+            wrapper_mod.units.append(wrap(rng.choice(WRAPPERS), helper, key, var, rng))
+        wrapper_mod.imports = [f"from {pkg}.{helper_mod.name} import "
+                               + ", ".join(u.name for u in helper_mod.units)]
+        modules = [wrapper_mod, helper_mod] + modules[:1]
+        targets = [rng.choice(helper_mod.units)]
+    else:
+        all_units = [u for m in modules for u in m.units]
+        targets = rng.sample(all_units, min(2, len(all_units))) if tier == 3 else [rng.choice(all_units)]
+    implement = tier == 3 and (len(targets) < 2 or rng.random() < 0.4)
+    if implement:
+        funcs = [u for m in modules for u in m.units if u.template in FUNCTIONS]
+        if not funcs:
+            return None
+        targets = [rng.choice(funcs)]
+
+    all_cases = [c for m in modules for u in m.units for c in u.cases]
+    correct_codes = {id(u): u.code for m in modules for u in m.units}
+    expected_run = _evaluate(list(correct_codes.values()), all_cases)
+    if not all(ok for ok, _ in expected_run):
+        return None  # a template with an unlucky draw (never expected; skip rather than ship)
+    expected = {id(c): v for c, (_, v) in zip(all_cases, expected_run)}
+
+    # inject the bugs, one target at a time, each validated to break at least one test
+    codes = dict(correct_codes)
+    applied: list[tuple[Unit, bugs.Mutation | None]] = []
+    for unit in targets:
+        if implement:
+            codes[id(unit)] = _stub(unit)
+            applied.append((unit, None))
+            continue
+        for m in _pick_mutation(unit, rng):
+            trial = dict(codes)
+            trial[id(unit)] = bugs.apply(unit.code, m)
+            own = _evaluate(list(trial.values()), [c for c in all_cases])
+            own_fail = [c for c, (ok, v) in zip(all_cases, own)
+                        if c.label in _labels(unit, modules) and (not ok or v != expected[id(c)])]
+            if own_fail:
+                codes = trial
+                applied.append((unit, m))
+                break
+        else:
+            return None
+
+    results = _evaluate(list(codes.values()), all_cases)
+    failing = {id(c) for c, (ok, v) in zip(all_cases, results) if not ok or v != expected[id(c)]}
+    if not failing:
+        return None
+
+    files: dict[str, str] = {f"{pkg}/__init__.py": f'"""The {pkg} package."""\n',
+                             "tests/__init__.py": ""}
+    fail_to_pass, pass_to_pass = [], []
+    for mod in modules:
+        files[f"{pkg}/{mod.name}.py"] = _module_text(pkg, mod, codes)
+        if mod.tested:
+            text, ids = _tests_for(mod, pkg, expected)
+            files[f"tests/test_{mod.name}.py"] = text
+            for tid, case in ids:
+                (fail_to_pass if id(case) in failing else pass_to_pass).append(tid)
+
+    gold = [_gold_edit(pkg, modules, codes, unit, m) for unit, m in applied]
+    if tier == 2:
+        wrapper = next(u for u in modules[0].units if targets[0].name in u.calls)
+        for g in gold:
+            g["called_from"] = {"path": f"{pkg}/{modules[0].name}.py", "function": wrapper.name}
+    kinds = ["implement"] if implement else [m.kind for _, m in applied if m is not None]
+    bug_kind = kinds[0] if len(kinds) == 1 else "two_bugs"
+    shown = ", ".join(fail_to_pass[:3]) + (" and others" if len(fail_to_pass) > 3 else "")
+    if implement:
+        g = gold[0]
+        statement = (f"The function {g['function']} in {g['path']} is not implemented yet, so "
+                     f"{shown} fails. Implement it as its docstring describes.")
+    else:
+        statement = rng.choice(_STATEMENTS).format(tests=shown, pkg=pkg)
+    task_id = f"{split}-t{tier}-{seed:06d}"
+    return Task(task_id, tier, split, seed, bug_kind, statement, fail_to_pass, pass_to_pass,
+                files, gold, kinds)
+
+
+def _labels(unit: Unit, modules: list[Module]) -> set[str]:
+    """Test labels that exercise a unit: its own, or (tier 2) its wrappers'."""
+    labels = {c.label for c in unit.cases}
+    for m in modules:
+        for u in m.units:
+            if unit.name in u.calls:
+                labels |= {c.label for c in u.cases}
+    return labels
+
+
+def _gold_edit(pkg: str, modules: list[Module], codes: dict[int, str], unit: Unit,
+               m: bugs.Mutation | None) -> dict[str, Any]:
+    mod = next(mm for mm in modules if unit in mm.units)
+    path = f"{pkg}/{mod.name}.py"
+    text = _module_text(pkg, mod, codes)
+    lines = text.splitlines()
+    code_lines = codes[id(unit)].splitlines()
+    start = lines.index(code_lines[0])  # the unit's def/class line (names are unique)
+    if m is None:  # implement: replace the stub line by the body
+        body = "\n".join(unit.code.splitlines()[2:])
+        return {"path": path, "old": "    raise NotImplementedError", "new": body,
+                "line": start + 3, "function": unit.name, "kind": "implement"}
+    if m.new is None:  # missing_return: re-insert after the line above it
+        anchor_idx = start + m.line - 1
+        old, new = lines[anchor_idx], lines[anchor_idx] + "\n" + m.old
+    else:
+        anchor_idx = start + m.line
+        old, new = m.new, m.old
+    # widen the old text upwards until it matches exactly once in the file
+    lo = anchor_idx
+    while text.count(old) != 1 and lo > 0:
+        lo -= 1
+        old, new = lines[lo] + "\n" + old, lines[lo] + "\n" + new
+    return {"path": path, "old": old, "new": new, "line": anchor_idx + 1,
+            "function": _method_of(codes[id(unit)], m.line if m.new is not None else m.line - 1),
+            "kind": m.kind}
+
+
+def generate(n: int, tier: int, split: str, seed: int = 0) -> list[Task]:
+    return [generate_task(seed + i, tier, split) for i in range(n)]
+
+
+def write_tasks(tasks: list[Task], out_dir: str | Path) -> list[Path]:
+    return [t.write(out_dir) for t in tasks]
