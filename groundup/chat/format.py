@@ -141,7 +141,7 @@ def encode_ordinary(tokenizer: Any, text: str) -> list[int]:
 
 
 def special_id(tokenizer: Any, token: str) -> int:
-    i = tokenizer.token_to_id(token)
+    i = getattr(tokenizer, "special_tokens", {}).get(token)
     if i is None:
         raise ValueError(f"the tokenizer has no special token {token} (not a groundup chat tokenizer)")
     return int(i)
