@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from groundup.agent.permissions import MODES, Permissions
 from groundup.agent.session import Session
@@ -121,10 +123,26 @@ def load_agent_model(s: Settings) -> Any:
     if s.base_url:
         options["base_url"] = s.base_url
     model = load_model(s.model, **options)
-    check = getattr(model, "check", None)      # providers that can ping their endpoint do
+    check = getattr(model, "check", None)      # a provider that can ping its endpoint does
     if callable(check):
         check()
+    else:
+        check_reachable(getattr(model, "base_url", None) or getattr(model, "url", None))
     return model
+
+
+def check_reachable(url: str | None, timeout: float = 5.0) -> None:
+    """Can we open a TCP connection to the endpoint? Catches the common mistakes (server not
+    started, wrong port, typo in the host) before the session starts, in one line."""
+    if not url:
+        return
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(f"cannot reach {url} ({e.strerror or e}): is the server running, and "
+                        "is --base-url right?") from None
 
 
 def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,

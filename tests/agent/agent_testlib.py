@@ -58,7 +58,9 @@ def turn(*calls: dict[str, Any], content: str = "") -> dict[str, Any]:
 def cli_env(home: Path) -> dict[str, str]:
     """An environment whose user settings live in `home` (never the real ~/.config)."""
     env = dict(os.environ, XDG_CONFIG_HOME=str(home / "config"), HOME=str(home))
-    env.pop("GROUNDUP_MODEL", None)
+    for key in ("GROUNDUP_MODEL", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                "ANTHROPIC_BASE_URL"):
+        env.pop(key, None)
     return env
 
 
