@@ -1,0 +1,125 @@
+"""Training: the incremental heap trainer equals a naive recount-every-merge BPE, and is
+deterministic; bad input is refused with one clear line."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from groundup.errors import UserError
+from groundup.tokenizer import GPT4_PATTERN, SPECIAL_TOKENS, train_tokenizer
+from groundup.tokenizer.corpus import default_corpus_files, iter_texts
+from groundup.tokenizer.train import count_chunks, learn_merges
+
+
+def naive_bpe(chunk_counts: dict[str, int], n_merges: int):
+    """Textbook BPE: recount every pair before every merge (slow, obviously right)."""
+    vocab = [bytes([i]) for i in range(256)]
+    index = {b: i for i, b in enumerate(vocab)}
+    words = [(list(c.encode()), n) for c, n in chunk_counts.items()]
+    merges = []
+    for _ in range(n_merges):
+        pairs: Counter = Counter()
+        for w, n in words:
+            for p in zip(w, w[1:]):
+                pairs[p] += n
+        if not pairs:
+            break
+        (a, b), _ = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        merged = vocab[a] + vocab[b]
+        if merged not in index:
+            index[merged] = len(vocab)
+            vocab.append(merged)
+        new = index[merged]
+        merges.append((a, b, new))
+        for w, _ in words:
+            i = 0
+            while i < len(w) - 1:
+                if w[i] == a and w[i + 1] == b:
+                    w[i:i + 2] = [new]
+                i += 1
+    return vocab, merges
+
+
+def test_incremental_trainer_equals_naive_bpe():
+    files = default_corpus_files()[:12]
+    texts = list(iter_texts(files)) + ["aaaa aaaaa abab ababab " * 5, "xyz" * 50]
+    counts = count_chunks(texts, GPT4_PATTERN)
+    vocab, merges = learn_merges(counts, 400)
+    want_vocab, want_merges = naive_bpe(counts, 400)
+    assert merges == want_merges
+    assert vocab == want_vocab
+
+
+def test_repeated_symbols_and_overlaps():
+    # 'aaaa' holds the pair (a, a) at overlapping positions: merged left to right
+    counts = {"aaaa": 3, "aaa": 2, "abab": 1}
+    assert learn_merges(counts, 10) == naive_bpe(counts, 10)
+
+
+def test_training_is_deterministic_and_ids_layout():
+    texts = ["the cat sat on the mat " * 20, "def foo(bar): return bar\n" * 10]
+    t1 = train_tokenizer(texts, vocab_size=300, progress=False)
+    t2 = train_tokenizer(list(texts), vocab_size=300, progress=False)
+    assert t1.vocab == t2.vocab
+    assert t1.vocab_size == 300
+    # bytes are ids 0..255, then merges, then the 32 specials take the last ids
+    assert all(t1.vocab[bytes([i])] == i for i in range(256))
+    assert t1.special_tokens == {s: 268 + i for i, s in enumerate(SPECIAL_TOKENS)}
+    assert t1.bos_id == 268 and t1.eos_id == 269
+    assert t1.token_to_id(" the") is not None
+
+
+def test_merges_never_cross_chunks():
+    tok = train_tokenizer(["ab cd " * 100], vocab_size=300, progress=False)
+    for token in tok.vocab:
+        assert b"b " not in token and b"b c" not in token
+
+
+def test_corpus_ran_out_of_pairs(capsys):
+    tok = train_tokenizer(["abc"], vocab_size=400, progress=True)
+    assert tok.n_ordinary == 258 and tok.vocab_size == 290
+    assert "ran out of pairs" in capsys.readouterr().err
+
+
+def test_paths_directories_and_texts(tmp_path):
+    (tmp_path / "a.py").write_text("import os\nprint(os.getcwd())\n" * 10)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_bytes(b"latin-1 \xe9t\xe9 " * 10)   # invalid UTF-8
+    (tmp_path / "skip.bin").write_bytes(b"\x00\x01")
+    tok = train_tokenizer([tmp_path, "some more text"], vocab_size=320, progress=False)
+    assert tok.decode(tok.encode("print(os.getcwd())")) == "print(os.getcwd())"
+    tok2 = train_tokenizer([str(tmp_path / "a.py")], vocab_size=300, progress=False)
+    assert tok2.encode("import os") != list(b"import os")    # it learned from the file
+
+
+def test_default_corpus_excludes_tests():
+    files = default_corpus_files()
+    assert len(files) > 300 and files == sorted(files)
+    for f in files:
+        assert f.suffix == ".py"
+        assert not {"test", "tests", "idle_test", "site-packages"} & set(f.parts)
+    assert any(f.name == "os.py" for f in files)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(paths_or_texts=["x" * 100], vocab_size=287), "too small"),
+    (dict(paths_or_texts=[""], vocab_size=500), "empty"),
+    (dict(paths_or_texts=[Path("/no/such/dir")], vocab_size=500), "does not exist"),
+    (dict(paths_or_texts=["abc"], vocab_size=500, pattern="(unclosed"), "not a valid regex"),
+])
+def test_bad_input_is_a_user_error(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        train_tokenizer(progress=False, **kwargs)
+
+
+def test_empty_directory_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no text files"):
+        train_tokenizer([tmp_path], vocab_size=500, progress=False)
+
+
+def test_custom_pattern_changes_chunks():
+    # split on single characters only: no merge can ever happen
+    tok = train_tokenizer(["hello hello hello"], vocab_size=300, pattern=r".", progress=False)
+    assert tok.n_ordinary == 256
+    assert tok.encode("hello") == list(b"hello")
