@@ -1,0 +1,107 @@
+"""`local:PATH` -- a model directory run in-process by groundup's own engine.
+
+Two kinds of directory, two chat formats:
+- our own models (no chat template): groundup's chat format (chat/format.py) -- special
+  tokens for turns, compact tool lines, <|tool_call|>name{json}<|end_tool_call|>;
+- Hugging Face Llama / Qwen2 / Qwen3 directories: the model's own Jinja chat template
+  (chat/template.py), and the tool-call syntax that template teaches (Hermes <tool_call>
+  blocks for Qwen, the JSON form for Llama 3.1).
+
+Either way the provider is the same four steps, which is all "tool calling" is for a local
+model:  render the conversation to a prompt -> token ids -> generate, streaming -> parse the
+streamed text into TextDelta / ToolCallEvent as it arrives.
+
+Design choices:
+- The engine stops on the format's end-of-turn tokens (<|end_of_turn|>, or the template's
+  eos such as <|im_end|> / <|eot_id|>); the parser is given the same markers as strings, in
+  case one arrives as text.
+- A prompt that does not fit the context is a ProviderError ("context overflow"), the same
+  error the HTTP providers raise, so the agent can compact and retry whatever the model.
+- Sampling options (temperature, top_p, top_k, seed) are constructor options; greedy by default
+  so that runs are reproducible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from groundup.chat.format import StreamParser, render_prompt
+from groundup.chat.template import load_chat_template
+from groundup.providers.base import Event, Finish, ProviderError, ToolCallEvent, Usage
+from groundup.tokenizer.special import EOS, EOT
+
+# end-of-turn tokens of the common HF templates, used as stop tokens when the tokenizer has them
+HF_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>")
+
+
+class LocalModel:
+    def __init__(self, path: str | Path, *, temperature: float = 0.0, top_p: float = 1.0,
+                 top_k: int = 0, seed: int | None = None, max_tokens: int = 1024,
+                 dtype: str | None = None, device: str | None = None, **_ignored: Any):
+        from groundup.engine import load_engine     # torch is imported only for local models
+
+        self.path = Path(path)
+        self.name = f"local:{self.path}"
+        if not (self.path / "config.json").is_file():
+            raise ProviderError(f"{self.path} is not a model directory (no config.json): give the "
+                                "directory that training or `groundup export` wrote")
+        self.engine = load_engine(self.path, dtype=dtype, device=device)
+        self.tokenizer = self.engine.tokenizer
+        if self.tokenizer is None:
+            raise ProviderError(f"{self.path} has no tokenizer (tokenizer.json / tokenizer.pkl): "
+                                "a chat model needs one")
+        self.template = load_chat_template(self.path)
+        specials = getattr(self.tokenizer, "special_tokens", {})
+        if self.template is None:
+            if EOT not in specials:
+                raise ProviderError(f"{self.path} has no chat template and its tokenizer lacks "
+                                    "groundup's chat tokens: it is not a chat model")
+            self.stop_strings = (EOT, EOS)
+        else:
+            eos = self.template.special_tokens.get("eos_token")
+            self.stop_strings = tuple(dict.fromkeys(
+                [s for s in (eos, *HF_END_OF_TURN) if s and s in specials]))
+        self.stop_ids = tuple(specials[s] for s in self.stop_strings if s in specials)
+        self.sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
+        self.max_tokens = max_tokens
+
+    def prompt_ids(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[int]:
+        """The conversation rendered in this model's chat format, as token ids."""
+        if self.template is None:
+            return render_prompt(messages, tools, self.tokenizer)
+        text = self.template.render(messages, tools or None, add_generation_prompt=True)
+        # the template writes special tokens as text (<|im_start|>): they must become their ids
+        return list(self.tokenizer.encode(text, allowed_special="all"))
+
+    def parser(self, tools: list[dict[str, Any]]):
+        if self.template is None:
+            return StreamParser(tools or None)
+        return self.template.stream_parser(tools or None, stops=self.stop_strings)
+
+    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+               *, max_tokens: int | None = None) -> Iterator[Event]:
+        from groundup.engine import SamplingParams
+
+        ids = self.prompt_ids(messages, tools)
+        room = self.engine.max_seq_len - len(ids)
+        if room < 1:
+            raise ProviderError(f"context overflow: the prompt is {len(ids)} tokens and "
+                                f"{self.path.name}'s context is {self.engine.max_seq_len}")
+        params = SamplingParams(max_new_tokens=min(max_tokens or self.max_tokens, room),
+                                stop_ids=self.stop_ids, **self.sampling)
+        parser = self.parser(tools)
+        n, finish, calls = 0, "stop", 0
+        for ev in self.engine.stream(ids, params):
+            n += 1
+            for out in parser.feed(ev.text):
+                calls += isinstance(out, ToolCallEvent)
+                yield out
+            if ev.finish_reason:
+                finish = ev.finish_reason
+        for out in parser.finish():
+            calls += isinstance(out, ToolCallEvent)
+            yield out
+        if calls and finish != "length":
+            finish = "tool_calls"
+        yield Finish(finish, Usage(len(ids), n))

@@ -1,0 +1,117 @@
+"""LocalModel end to end on model directories made here: a random-weight HF Qwen2-style
+model with a Qwen2.5-style chat template, and one of our own (groundup chat format)."""
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
+
+from groundup.chat.template import load_chat_template, parse_hermes  # noqa: E402
+from groundup.providers import collect, load_model  # noqa: E402
+from groundup.providers.base import Finish, TextDelta, ToolCallEvent  # noqa: E402
+
+TEMPLATE = (__import__("pathlib").Path(__file__).parents[1] / "chat" / "test_chat_template.py")
+
+TOOLS = [{"name": "run", "description": "Run a command.",
+          "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}]
+SAY = "Let me look.\n"
+CALL = '<tool_call>\n{"name": "run", "arguments": {"command": "ls -la"}}\n</tool_call>'
+
+
+def qwen_template():
+    src = TEMPLATE.read_text()
+    start = src.index('QWEN_STYLE = r"""') + len('QWEN_STYLE = r"""')
+    return src[start:src.index('"""', start)]
+
+
+def make_hf_tokenizer():
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(["You are a helpful assistant. Run the tests, read the file.\n" * 50], trainer)
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    # two ordinary (non-special) added tokens, so a scripted model can say a sentence and a
+    # whole Hermes tool call in one token each
+    hf.add_tokens([SAY, CALL])
+    hf.chat_template = qwen_template()
+    return hf
+
+
+def scripted_qwen2(tmp_path, hf_tok, prompt_ids):
+    """A random-weight Qwen2 whose layers add nothing to the residual stream (o_proj and
+    down_proj zeroed), so the next token depends only on the current one; its lm_head is then
+    set so that: last prompt token -> SAY -> CALL -> <|im_end|>."""
+    cfg = Qwen2Config(vocab_size=len(hf_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=False, eos_token_id=hf_tok.convert_tokens_to_ids("<|im_end|>"))
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        emb = model.model.embed_tokens.weight
+        normed = emb / emb.pow(2).mean(-1, keepdim=True).add(cfg.rms_norm_eps).sqrt()
+        head = torch.zeros_like(model.lm_head.weight)
+        say, call = hf_tok.convert_tokens_to_ids([SAY, CALL])
+        for src, dst in [(prompt_ids[-1], say), (say, call), (call, cfg.eos_token_id)]:
+            head[dst] = normed[src] * 10
+        model.lm_head.weight.copy_(head)
+    model.save_pretrained(tmp_path)
+    hf_tok.save_pretrained(tmp_path)
+    return model
+
+
+def test_hf_qwen2_directory_end_to_end(tmp_path):
+    hf_tok = make_hf_tokenizer()
+    msgs = [{"role": "user", "content": "list the files"}]
+    hf_tools = [{"type": "function", "function": TOOLS[0]}]
+    text = hf_tok.apply_chat_template(msgs, tools=hf_tools, tokenize=False, add_generation_prompt=True)
+    hf_ids = hf_tok(text, add_special_tokens=False)["input_ids"]
+    hf_model = scripted_qwen2(tmp_path, hf_tok, hf_ids)
+
+    m = load_model(f"local:{tmp_path}")
+    assert m.template is not None and m.template.tool_format == "hermes"
+    assert m.prompt_ids(msgs, TOOLS) == hf_ids              # same template, same ids as transformers
+
+    events = list(m.stream(msgs, TOOLS, max_tokens=8))
+    assert [type(e) for e in events] == [TextDelta, ToolCallEvent, Finish]
+    assert events[0].text == SAY
+    call = events[1].call
+    assert (call.name, call.arguments, call.error) == ("run", {"command": "ls -la"}, None)
+    assert events[2].reason == "tool_calls" and events[2].usage.prompt_tokens == len(hf_ids)
+
+    # the same tokens as transformers' greedy generate, and the same parse of its text
+    out = hf_model.generate(torch.tensor([hf_ids]), max_new_tokens=8, do_sample=False)[0, len(hf_ids):]
+    hf_text = hf_tok.decode(out, skip_special_tokens=True)
+    ref_text, ref_calls = parse_hermes(hf_text, TOOLS)
+    assert ref_text == SAY and [(c.name, c.arguments) for c in ref_calls] == [("run", {"command": "ls -la"})]
+    assert events[2].usage.completion_tokens == len(out)
+
+
+def test_our_own_model_directory_uses_our_chat_format(tmp_path):
+    from groundup.chat.format import render_prompt
+    from groundup.model import ModelConfig, Transformer
+    from groundup.tokenizer import train_tokenizer
+    from groundup.tokenizer.special import SPECIAL_TOKENS
+
+    tok = train_tokenizer(["def f(x): return x\n" * 30], vocab_size=256 + len(SPECIAL_TOKENS) + 20, progress=False)
+    cfg = ModelConfig.from_depth(1, vocab_size=tok.vocab_size, max_seq_len=256)
+    torch.manual_seed(0)
+    model = Transformer(cfg)
+    from groundup.model import save_model
+    save_model(model, tmp_path)
+    tok.save(tmp_path)
+    m = load_model(f"local:{tmp_path}", seed=0)
+    assert m.template is None
+    msgs = [{"role": "user", "content": "hi"}]
+    assert m.prompt_ids(msgs, TOOLS) == render_prompt(msgs, TOOLS, tok)
+    msg, fin = collect(m.stream(msgs, TOOLS, max_tokens=5))
+    assert fin.reason in ("stop", "length", "tool_calls") and 1 <= fin.usage.completion_tokens <= 5
+    assert isinstance(msg["content"], str)
