@@ -1,0 +1,65 @@
+"""`groundup export`: write a model directory that the wider ecosystem loads.
+
+    groundup export --model runs/x/model --format hf --out exported/
+
+Our model directories already use Hugging Face's file formats, so export means: load the
+weights (checking them against config.json), write a clean config.json + model.safetensors
+(optionally in another dtype), copy the tokenizer and generation files that transformers
+reads, and write a generation_config.json with the EOS ids. The result loads with
+`transformers.AutoModelForCausalLM.from_pretrained(out)` and `AutoTokenizer.from_pretrained(out)`,
+and from there vLLM, SGLang or llama.cpp's `convert_hf_to_gguf.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from groundup.errors import UserError
+from groundup.io import atomic_write_json
+
+# files that travel with the weights (whichever exist): tokenizer, its config, chat template
+COPY = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+        "tokenizer.model", "vocab.json", "merges.txt", "generation_config.json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="DIR", help="the model directory to export")
+    parser.add_argument("--format", default="hf", choices=["hf"],
+                        help="output format; hf = Hugging Face transformers layout (config.json + safetensors)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                        help="convert the weights to this dtype (default: keep the checkpoint's)")
+
+
+def export_hf(model_dir: Path, out: Path, dtype: str | None = None) -> list[str]:
+    """Export; returns the names of the files written."""
+    from groundup.model.checkpoint import load_model, parse_dtype, save_model
+
+    if out.resolve() == model_dir.resolve():
+        raise UserError("--out must differ from --model (export writes a fresh directory)")
+    model = load_model(model_dir, dtype=parse_dtype(dtype), device="cpu")
+    save_model(model, out)
+    written = ["config.json", "model.safetensors"]
+    for name in COPY:
+        if (model_dir / name).is_file():
+            shutil.copyfile(model_dir / name, out / name)
+            written.append(name)
+    if not (out / "generation_config.json").exists():
+        cfg = model.config
+        gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id}
+        atomic_write_json(out / "generation_config.json", {k: v for k, v in gen.items() if v is not None})
+        written.append("generation_config.json")
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    model_dir, out = Path(args.model), Path(args.out)
+    written = export_hf(model_dir, out, args.dtype)
+    cfg = json.loads((out / "config.json").read_text())
+    print(f"exported {cfg['architectures'][0]} ({cfg['torch_dtype']}) to {out}: {', '.join(written)}")
+    if "tokenizer.json" not in written:
+        print("note: no tokenizer.json in the source directory, so AutoTokenizer will not load this export")
+    return 0
