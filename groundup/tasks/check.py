@@ -16,14 +16,16 @@ Design choices:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from groundup.errors import UserError
 
@@ -185,3 +187,22 @@ def apply_gold(task: TaskInfo, work_repo: str | Path) -> None:
         if text.count(g["old"]) != 1:
             raise ValueError(f"{task.id}: gold edit does not match {g['path']} exactly once")
         path.write_text(text.replace(g["old"], g["new"]), encoding="utf-8")
+
+
+@contextlib.contextmanager
+def python_on_path() -> Iterator[None]:
+    """Make `python` and `python3` in the agent's shell mean this interpreter.
+
+    The tests then run under the same Python as the checker, and a version manager's shim
+    (pyenv's costs ~0.5 s a call) stays out of every test run the agent makes. It changes
+    this process's PATH, which the bash tool passes on, until the block ends.
+    """
+    with tempfile.TemporaryDirectory(prefix="groundup-bin-") as bin_dir:
+        for name in ("python", "python3"):
+            os.symlink(sys.executable, os.path.join(bin_dir, name))
+        old = os.environ.get("PATH", "")
+        os.environ["PATH"] = bin_dir + os.pathsep + old
+        try:
+            yield
+        finally:
+            os.environ["PATH"] = old

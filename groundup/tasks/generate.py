@@ -194,9 +194,9 @@ def _stub(unit: Unit) -> str:
 
 
 _STATEMENTS = [
-    "The test {tests} fails. Find the bug and fix it so that all the tests pass.",
-    "{tests} is failing: the code does not do what its docstring says. Fix the code, not the tests.",
-    "Running {tests} gives a failure. Please fix the bug in the {pkg} package.",
+    "{tests} {fail}. Find the bug and fix it so that all the tests pass.",
+    "{tests} {fail}: the code does not do what its docstring says. Fix the code, not the tests.",
+    "Please fix the bug in the {pkg} package: {tests} {fail}.",
 ]
 
 
@@ -300,10 +300,12 @@ def _try_generate(rng: random.Random, seed: int, tier: int, split: str) -> Task 
     shown = ", ".join(fail_to_pass[:3]) + (" and others" if len(fail_to_pass) > 3 else "")
     if implement:
         g = gold[0]
+        fail = "fails" if len(fail_to_pass) == 1 else "fail"
         statement = (f"The function {g['function']} in {g['path']} is not implemented yet, so "
-                     f"{shown} fails. Implement it as its docstring describes.")
+                     f"{shown} {fail}. Implement it as its docstring describes.")
     else:
-        statement = rng.choice(_STATEMENTS).format(tests=shown, pkg=pkg)
+        fail = "fails" if len(fail_to_pass) == 1 else "fail"
+        statement = rng.choice(_STATEMENTS).format(tests=shown, pkg=pkg, fail=fail)
     task_id = f"{split}-t{tier}-{seed:06d}"
     return Task(task_id, tier, split, seed, bug_kind, statement, fail_to_pass, pass_to_pass,
                 files, gold, kinds)
@@ -330,7 +332,8 @@ def _gold_edit(pkg: str, modules: list[Module], codes: dict[int, str], unit: Uni
     if m is None:  # implement: replace the stub line by the body
         body = "\n".join(unit.code.splitlines()[2:])
         return {"path": path, "old": "    raise NotImplementedError", "new": body,
-                "line": start + 3, "function": unit.name, "kind": "implement"}
+                "line": start + 3, "function": unit.name, "unit": unit.name,
+                "unit_line": start + 1, "kind": "implement"}
     if m.new is None:  # missing_return: re-insert after the line above it
         anchor_idx = start + m.line - 1
         old, new = lines[anchor_idx], lines[anchor_idx] + "\n" + m.old
@@ -344,7 +347,7 @@ def _gold_edit(pkg: str, modules: list[Module], codes: dict[int, str], unit: Uni
         old, new = lines[lo] + "\n" + old, lines[lo] + "\n" + new
     return {"path": path, "old": old, "new": new, "line": anchor_idx + 1,
             "function": _method_of(codes[id(unit)], m.line if m.new is not None else m.line - 1),
-            "kind": m.kind}
+            "unit": unit.name, "unit_line": start + 1, "kind": m.kind}
 
 
 def generate(n: int, tier: int, split: str, seed: int = 0) -> list[Task]:
