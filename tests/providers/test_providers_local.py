@@ -115,3 +115,19 @@ def test_our_own_model_directory_uses_our_chat_format(tmp_path):
     msg, fin = collect(m.stream(msgs, TOOLS, max_tokens=5))
     assert fin.reason in ("stop", "length", "tool_calls") and 1 <= fin.usage.completion_tokens <= 5
     assert isinstance(msg["content"], str)
+
+
+def test_groundup_chat_command_on_a_model_dir(tmp_path):
+    import subprocess
+    import sys
+    hf_tok = make_hf_tokenizer()
+    msgs = [{"role": "user", "content": "hello there"}]
+    text = hf_tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    scripted_qwen2(tmp_path, hf_tok, hf_tok(text, add_special_tokens=False)["input_ids"])
+    p = subprocess.run([sys.executable, "-m", "groundup", "chat", "--model", str(tmp_path), "--temperature", "0"],
+                       input="hello there\n/exit\n", capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(SAY) and "[tool call run" in p.stdout
+    bad = subprocess.run([sys.executable, "-m", "groundup", "chat", "--model", str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not found" in bad.stderr and "Traceback" not in bad.stderr
