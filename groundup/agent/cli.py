@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -82,11 +83,14 @@ def sessions_dir(root: Path) -> Path:
 
 
 def prepare_workspace(root: Path) -> None:
-    """Make .groundup/ and keep its private parts out of git."""
+    """Make .groundup/ and keep all of it but the project's settings out of git (sessions,
+    history and local settings are private; an untracked .groundup/ would also show up in
+    the git status the system prompt reports)."""
     gi = root / ".groundup" / ".gitignore"
     if not gi.exists():
         gi.parent.mkdir(parents=True, exist_ok=True)
-        gi.write_text("sessions/\nsettings.local.json\nhistory\n", encoding="utf-8")
+        gi.write_text("# written by groundup: only settings.json is meant to be committed\n"
+                      "*\n!settings.json\n", encoding="utf-8")
 
 
 def resolve_settings(args: argparse.Namespace) -> tuple[Path, Settings]:
@@ -170,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
             print(sess.summary())
         return 0
     root, s = resolve_settings(args)
+    # `kill PID` (SIGTERM) stops a run like Ctrl-C does: the running command's process group
+    # is killed and the session closed cleanly, instead of orphaning a test server
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     if args.task is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise UserError("the interactive mode needs a terminal; for scripts and pipes use "
@@ -182,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("the task is empty: pass the task after -p")
     model = load_agent_model(s)
     return headless(args, root, s, model, task)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def headless(args: argparse.Namespace, root: Path, s: Settings, model: Any, task: str) -> int:
