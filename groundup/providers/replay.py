@@ -19,7 +19,8 @@ from groundup.providers.base import Event, Finish, ProviderError, TextDelta, Too
 
 
 class ReplayModel:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, **_options: Any):
+        # options meant for other providers (base_url, temperature...) do not apply to a script
         self.path = Path(path)
         self.name = f"replay:{self.path}"
         if not self.path.is_file():
