@@ -212,10 +212,16 @@ class Engine:
         """how many tokens can still be generated after a prompt of this length"""
         return self.max_seq_len - prompt_len
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, add_bos: bool = True) -> list[int]:
+        """Text -> prompt ids, starting with the tokenizer's BOS token when it has one (Llama and our
+        own models were trained on documents that start with it; Qwen has none)."""
         if self.tokenizer is None:
             raise UserError("this model directory has no tokenizer: pass token ids instead of text")
-        return list(self.tokenizer.encode(text))
+        ids = list(self.tokenizer.encode(text))
+        bos = getattr(self.tokenizer, "bos_id", None)
+        if add_bos and bos is not None and ids[:1] != [bos]:
+            ids.insert(0, bos)
+        return ids
 
     # ------------------------------------------------------------------ generation
     @torch.inference_mode()
@@ -284,7 +290,7 @@ def _eos_ids(model_dir: Path, model: Transformer, tokenizer: Any) -> tuple[int, 
 
 
 def _load_tokenizer(model_dir: Path) -> Any:
-    if not any((model_dir / f).exists() for f in ("tokenizer.json", "tokenizer.model", "tokenizer.pkl")):
+    if not any((model_dir / f).exists() for f in ("tokenizer.json", "groundup_tokenizer.json")):
         return None
     from groundup.tokenizer import load_tokenizer   # the tokenizer layer knows its own formats and HF's
     return load_tokenizer(model_dir)

@@ -77,29 +77,36 @@ class Sampler:
         if self.seen is not None:
             self.seen[token] = True
 
-    def sample(self, logits: torch.Tensor) -> int:
-        """logits (V,) float32 -> token id"""
+    def penalise(self, logits: torch.Tensor) -> torch.Tensor:
+        """HF's repetition penalty: shrink positive logits of seen tokens, push negative ones down."""
+        if self.seen is None:
+            return logits
+        r = self.params.repetition_penalty
+        return torch.where(self.seen, torch.where(logits > 0, logits / r, logits * r), logits)
+
+    def warp(self, logits: torch.Tensor) -> torch.Tensor:
+        """(V,) logits -> (V,) logits with the filtered-out tokens at -inf (temperature applied)."""
         p = self.params
-        if self.seen is not None:
-            # HF's rule: shrink positive logits, push negative ones further down
-            penalised = torch.where(logits > 0, logits / p.repetition_penalty, logits * p.repetition_penalty)
-            logits = torch.where(self.seen, penalised, logits)
-        if p.greedy:
-            return int(logits.argmax())
-        logits = logits / p.temperature
-        if p.top_k > 0 and p.top_k < logits.shape[-1]:
+        logits = self.penalise(logits) / p.temperature
+        if 0 < p.top_k < logits.shape[-1]:
             kth = torch.topk(logits, p.top_k).values[-1]
             logits = logits.masked_fill(logits < kth, float("-inf"))
         if p.top_p < 1.0:
-            sorted_logits, order = torch.sort(logits, descending=True)
-            cum = sorted_logits.softmax(-1).cumsum(-1)
-            # drop a token when the ones before it already reach top_p; the first always stays
-            drop_sorted = (cum - sorted_logits.softmax(-1)) >= p.top_p
-            drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
-            logits = logits.masked_fill(drop, float("-inf"))
-        probs = logits.softmax(-1)
+            # ascending sort: drop the tail whose total mass stays within 1 - top_p; keep the top one
+            sorted_logits, order = torch.sort(logits)
+            drop = sorted_logits.softmax(-1).cumsum(-1) <= 1 - p.top_p
+            drop[-1] = False
+            logits = logits.masked_fill(drop.scatter(0, order, drop), float("-inf"))
         if p.min_p > 0.0:
-            probs = probs.masked_fill(probs < p.min_p * probs.max(), 0.0)
+            probs = logits.softmax(-1)
+            logits = logits.masked_fill(probs < p.min_p * probs.max(), float("-inf"))
+        return logits
+
+    def sample(self, logits: torch.Tensor) -> int:
+        """logits (V,) float32 -> token id"""
+        if self.params.greedy:
+            return int(self.penalise(logits).argmax())
+        probs = self.warp(logits).softmax(-1)
         return int(torch.multinomial(probs, 1, generator=self.gen))
 
 

@@ -1,0 +1,189 @@
+"""The engine's generation paths agree with each other and with transformers:
+KV cache == recompute, batch == alone, continuous batching (staggered) == alone, sampling
+filters == HF's logits processors, repetition penalty == HF generate."""
+
+import threading
+import time
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
+                                                    TemperatureLogitsWarper, TopKLogitsWarper,
+                                                    TopPLogitsWarper)
+
+from groundup.engine import Engine, SamplingParams, Scheduler
+from groundup.engine.sampling import Sampler
+from groundup.errors import UserError
+from groundup.model import load_model
+
+V = 256
+
+
+@pytest.fixture(scope="module")
+def hf_and_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=160,
+                      num_hidden_layers=2, vocab_size=V, max_position_embeddings=128, initializer_range=0.2)
+    hf = LlamaForCausalLM(cfg).eval()
+    d = tmp_path_factory.mktemp("llama")
+    hf.save_pretrained(d)
+    return hf, d
+
+
+@pytest.fixture(scope="module")
+def engine(hf_and_dir):
+    return Engine(load_model(hf_and_dir[1]))
+
+
+def _prompts(seed=1, lengths=(4, 19, 9, 30, 1)):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, V, (n,), generator=g).tolist() for n in lengths]
+
+
+def test_kv_cache_equals_recompute(engine):
+    prompt = _prompts()[1]
+    got = engine.generate(prompt, SamplingParams(max_new_tokens=24)).token_ids
+    seq = list(prompt)
+    with torch.no_grad():
+        for _ in range(24):       # no cache: the whole sequence through the model every step
+            seq.append(int(engine.model(torch.tensor([seq]))[0, -1].argmax()))
+    assert got == seq[len(prompt):]
+
+
+def test_batch_equals_alone_rows_finish_independently(engine):
+    prompts = _prompts()
+    params = [SamplingParams(max_new_tokens=n) for n in (20, 7, 20, 13, 20)]
+    alone = [engine.generate(p, sp) for p, sp in zip(prompts, params)]
+    # a stop id that row 2 will meet: that row finishes early, the others carry on
+    stop_tok = alone[2].token_ids[5]
+    params[2] = SamplingParams(max_new_tokens=20, stop_ids=(stop_tok,))
+    batch = engine.generate_batch(prompts, params)
+    for i, (a, b) in enumerate(zip(alone, batch)):
+        if i == 2:
+            k = a.token_ids.index(stop_tok)
+            assert b.token_ids == a.token_ids[:k + 1] and b.finish_reason == "stop"
+        else:
+            assert b.token_ids == a.token_ids and b.finish_reason == "length"
+            assert len(b.token_ids) == params[i].max_new_tokens
+    # fewer slots than prompts: waiting prompts join as slots free up
+    again = engine.generate_batch(prompts, params, max_batch=2)
+    assert [r.token_ids for r in again] == [r.token_ids for r in batch]
+
+
+def test_seeded_sampling_is_batch_invariant(engine):
+    prompts = _prompts(seed=2)
+    params = [SamplingParams(max_new_tokens=12, temperature=0.9, top_k=40, top_p=0.95, min_p=0.02,
+                             repetition_penalty=1.1, seed=s) for s in range(len(prompts))]
+    alone = [engine.generate(p, sp).token_ids for p, sp in zip(prompts, params)]
+    batch = [r.token_ids for r in engine.generate_batch(prompts, params)]
+    assert batch == alone
+    other_seed = engine.generate(prompts[0], SamplingParams(max_new_tokens=12, temperature=0.9, seed=99)).token_ids
+    assert other_seed != alone[0]       # the seed matters (a 1-in-V^12 coincidence otherwise)
+
+
+def test_continuous_batching_staggered_equals_alone(engine):
+    prompts = _prompts(seed=3, lengths=(5, 12, 3, 25, 8, 16, 2))
+    params = [SamplingParams(max_new_tokens=n) for n in (30, 6, 18, 12, 30, 3, 22)]
+    alone = [engine.generate(p, sp).token_ids for p, sp in zip(prompts, params)]
+    with Scheduler(engine, max_batch=3) as sched:
+        handles = []
+        for i, (p, sp) in enumerate(zip(prompts, params)):
+            handles.append(sched.submit(p, sp))
+            time.sleep(0.005 * (i % 3))             # arrivals between decode steps
+        streamed = [[ev.token_id for ev in h] for h in handles]
+        results = [h.result(timeout=60) for h in handles]
+    assert [r.token_ids for r in results] == alone
+    assert streamed == alone
+    assert all(r.finish_reason == "length" for r in results)
+
+
+def test_scheduler_thread_safe_submit_and_cancel(engine):
+    prompts = _prompts(seed=4, lengths=(6, 6, 6, 6, 6, 6))
+    alone = engine.generate(prompts[0], SamplingParams(max_new_tokens=10)).token_ids
+    out: dict[int, list[int]] = {}
+    with Scheduler(engine, max_batch=4) as sched:
+        def worker(i):
+            out[i] = sched.submit(prompts[0], SamplingParams(max_new_tokens=10)).result(timeout=60).token_ids
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        h = sched.submit(prompts[1], SamplingParams(max_new_tokens=100))
+        next(iter(h))
+        h.cancel()
+        r = h.result(timeout=60)
+    assert all(v == alone for v in out.values()) and len(out) == 6
+    assert r.finish_reason == "cancelled" and len(r.token_ids) < 100
+
+
+def test_sampling_filters_match_hf_processors():
+    torch.manual_seed(5)
+    logits = torch.randn(V) * 3
+    seen_ids = [3, 7, 7, 100]
+    cases = [dict(temperature=0.7), dict(temperature=1.0, top_k=10), dict(temperature=1.3, top_p=0.8),
+             dict(temperature=0.9, min_p=0.1), dict(temperature=1.0, repetition_penalty=1.5, top_k=50, top_p=0.9)]
+    for kw in cases:
+        params = SamplingParams(**kw)
+        ours = Sampler(params, V, torch.device("cpu"), seen_ids).warp(logits)
+        scores = logits[None].clone()
+        ids = torch.tensor([seen_ids])
+        procs = []
+        if params.repetition_penalty != 1.0:
+            procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+        procs.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k:
+            procs.append(TopKLogitsWarper(params.top_k))
+        if params.top_p < 1.0:
+            procs.append(TopPLogitsWarper(params.top_p))
+        if params.min_p:
+            procs.append(MinPLogitsWarper(params.min_p))
+        for proc in procs:
+            scores = proc(ids, scores)
+        assert torch.equal(torch.isinf(ours), torch.isinf(scores[0])), kw
+        finite = ~torch.isinf(ours)
+        assert torch.allclose(ours[finite], scores[0][finite], atol=1e-6), kw
+
+
+def test_repetition_penalty_greedy_matches_hf_generate(hf_and_dir, engine):
+    hf, _ = hf_and_dir
+    prompt = _prompts(seed=6)[3]
+    ref = hf.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=20, min_new_tokens=20,
+                      repetition_penalty=1.3, eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
+    got = engine.generate(prompt, SamplingParams(max_new_tokens=20, repetition_penalty=1.3)).token_ids
+    assert got == ref
+
+
+def test_degenerate_sampling_is_greedy(engine):
+    prompt = _prompts()[0]
+    greedy = engine.generate(prompt, SamplingParams(max_new_tokens=10)).token_ids
+    for kw in (dict(top_k=1), dict(min_p=1.0), dict(top_p=1e-6)):
+        assert engine.generate(prompt, SamplingParams(max_new_tokens=10, temperature=1.0, seed=0, **kw)).token_ids == greedy
+
+
+def test_eos_and_context_limit(engine):
+    prompt = _prompts()[2]
+    free = engine.generate(prompt, SamplingParams(max_new_tokens=10)).token_ids
+    with_eos = Engine(engine.model, eos_ids=(free[3],)).generate(prompt, SamplingParams(max_new_tokens=10))
+    k = free.index(free[3])
+    assert with_eos.token_ids == free[:k + 1] and with_eos.finish_reason == "stop"
+    # the context is 128: a 120-token prompt can grow by 8 tokens at most
+    long = (prompt * 20)[:120]
+    r = engine.generate(long, SamplingParams(max_new_tokens=50))
+    assert len(r.token_ids) == 8 and r.finish_reason == "length"
+    events = list(engine.stream(prompt, SamplingParams(max_new_tokens=5)))
+    assert [e.finish_reason for e in events] == [None] * 4 + ["length"]
+
+
+def test_bad_input(engine):
+    with pytest.raises(UserError, match="empty"):
+        engine.generate([], SamplingParams())
+    with pytest.raises(UserError, match="outside the model's vocabulary"):
+        engine.generate([1, V + 5], SamplingParams())
+    with pytest.raises(UserError, match="context is 128"):
+        engine.generate([1] * 200, SamplingParams())
+    with pytest.raises(UserError, match="top_p"):
+        SamplingParams(top_p=0.0)
+    with pytest.raises(UserError, match="stop strings need a tokenizer"):
+        engine.generate([1, 2], SamplingParams(stop_strings=("x",)))
