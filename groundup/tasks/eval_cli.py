@@ -1,0 +1,78 @@
+"""`groundup eval agent`: a model as a coding agent on bug-fix tasks, checked by real tests.
+
+    groundup eval agent --model local:runs/cpu/model --generate 100 --tier 1 --split heldout
+    groundup eval agent --model openai:gpt-4o-mini --tasks runs/cpu/eval/tasks --workers 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from groundup.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Evaluate models on tasks. `agent`: run the real agent headless "
+                          "(yolo, in a fresh copy of each task's repository, with a step limit), "
+                          "restore the task's tests, run them, and write results.jsonl, "
+                          "transcripts/ and summary.json (success by tier and bug kind).")
+    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
+    a = sub.add_parser("agent", help="a model as a coding agent on bug-fix tasks",
+                       description="Run the agent with --model on each task; a task is solved "
+                       "when all its fail_to_pass tests pass and its pass_to_pass tests still "
+                       "pass. A rerun with the same --out skips tasks already done.")
+    a.add_argument("--model", "-m", required=True, metavar="SPEC",
+                   help="local:PATH | openai:NAME | anthropic:NAME | replay:FILE")
+    a.add_argument("--base-url", metavar="URL", help="endpoint for openai: models")
+    src = a.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tasks", metavar="DIR",
+                     help="a directory of tasks (DIR/<id>/task.json + repo/), or one task")
+    src.add_argument("--generate", type=int, metavar="N",
+                     help="generate N tasks per tier into OUT/tasks first")
+    a.add_argument("--tier", default="1", help="with --generate: 1, 2, 3 or e.g. 1,2,3")
+    a.add_argument("--split", choices=("train", "heldout"), default="heldout",
+                   help="with --generate (default heldout)")
+    a.add_argument("--seed", type=int, default=0, help="with --generate: first seed")
+    a.add_argument("--out", metavar="DIR",
+                   help="results directory (default runs/eval/<model>)")
+    a.add_argument("--workers", type=int, default=1, help="tasks run in parallel (default 1)")
+    a.add_argument("--max-steps", type=int, default=12, help="model turns per task (default 12)")
+    a.add_argument("--max-seconds", type=float, help="wall-time limit per task")
+    a.add_argument("--fresh", action="store_true",
+                   help="start over instead of skipping tasks already in results.jsonl")
+    prompt = a.add_mutually_exclusive_group()
+    prompt.add_argument("--compact-prompt", dest="compact_prompt", action="store_const",
+                        const=True, help="the two-line system prompt for small models")
+    prompt.add_argument("--full-prompt", dest="compact_prompt", action="store_const",
+                        const=False, help="the full system prompt")
+
+
+def run(args: argparse.Namespace) -> int:
+    from groundup.tasks.check import load_task, load_tasks
+    from groundup.tasks.evaluate import evaluate, format_summary
+    out = Path(args.out or Path("runs/eval") / re.sub(r"[^\w.-]+", "_", args.model))
+    if args.workers < 1 or args.max_steps < 1:
+        raise UserError("--workers and --max-steps must be at least 1")
+    if args.generate is not None:
+        from groundup.tasks.cli import _tiers
+        from groundup.tasks.generate import generate_task
+        if args.generate < 1:
+            raise UserError("--generate must be at least 1")
+        tasks = []
+        for tier in _tiers(args.tier):
+            for i in range(args.generate):
+                task = generate_task(args.seed + i, tier, args.split)
+                if not (out / "tasks" / task.id / "task.json").exists():
+                    task.write(out / "tasks")
+                tasks.append(load_task(out / "tasks" / task.id))
+    else:
+        tasks = load_tasks(args.tasks)
+    options = {"base_url": args.base_url} if args.base_url else {}
+    summary = evaluate(args.model, tasks, out, workers=args.workers, max_steps=args.max_steps,
+                       compact_prompt=args.compact_prompt, max_seconds=args.max_seconds,
+                       resume=not args.fresh, model_options=options)
+    print(format_summary(summary))
+    print(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
+    return 0

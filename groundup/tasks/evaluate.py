@@ -1,0 +1,187 @@
+"""Evaluate any model as a coding agent: the real agent, real files, real tests.
+
+    summary = evaluate("local:runs/cpu/model", load_tasks("tasks/heldout"), "runs/eval")
+
+Design choices:
+- Each task runs the real `Agent` (groundup/agent/loop.py) headless, in `yolo` mode (no one is
+  there to approve), with a step limit, inside a fresh copy of the task's repository. Then the
+  task's test files are restored from the original and every fail_to_pass and pass_to_pass
+  test is run for real (groundup/tasks/check.py): editing the tests never counts as a fix.
+- Results are appended to `results.jsonl` the moment a task ends, and a rerun skips the tasks
+  already there: a killed evaluation resumes. Each transcript (the agent's message list) is
+  written to `transcripts/<id>.jsonl`, one message per line, like a session file.
+- Workers are threads: the time goes to the model and to test subprocesses. A model *spec*
+  gives each worker its own model (`load_model(spec)`); a model *object* is shared by all
+  workers, so pass one only when it is safe to share (or use workers=1).
+- `python` in the agent's shell is this interpreter (check.python_on_path), so the agent's
+  test runs and the final check use the same Python.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from groundup.agent.loop import Agent
+from groundup.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from groundup.providers import load_model
+from groundup.tasks.check import TaskInfo, check, fresh_copy, load_tasks, python_on_path
+
+
+def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
+             compact_prompt: bool | None = None, max_seconds: float | None = None,
+             keep_work: bool = False) -> dict[str, Any]:
+    """Run the agent on one task and check the result; returns the results.jsonl row."""
+    work = fresh_copy(task, out_dir / "work" / task.id)
+    start = time.monotonic()
+    row: dict[str, Any] = {"id": task.id, "tier": task.tier, "bug_kind": task.bug_kind}
+    messages: list[dict[str, Any]] = []
+    try:
+        agent = Agent(model, work, permission_mode="yolo", max_steps=max_steps,
+                      compact_prompt=compact_prompt, max_seconds=max_seconds)
+        res = agent.run(task.problem_statement)
+        messages = res.messages
+        row.update(steps=res.num_steps, stop_reason=res.stop_reason,
+                   prompt_tokens=res.usage.prompt_tokens,
+                   completion_tokens=res.usage.completion_tokens,
+                   tokens=res.usage.prompt_tokens + res.usage.completion_tokens,
+                   answer=res.result[:500])
+    except Exception as e:  # a crash in one task must not end the evaluation; it is recorded
+        row.update(steps=0, stop_reason="crash", tokens=0, answer=f"{type(e).__name__}: {e}")
+    agent_s = time.monotonic() - start
+    result = check(task, work)
+    row.update(solved=result.solved, time_s=round(agent_s, 3),
+               fail_to_pass=result.fail_to_pass, pass_to_pass=result.pass_to_pass,
+               transcript=f"transcripts/{task.id}.jsonl")
+    atomic_write_text(out_dir / row["transcript"],
+                      "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in messages))
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return row
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Success overall, by tier and by bug kind, with average steps."""
+    def group(key: Callable[[dict[str, Any]], str]) -> dict[str, dict[str, Any]]:
+        buckets: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            buckets[key(r)].append(r)
+        return {k: _stats(v) for k, v in sorted(buckets.items())}
+    return {**_stats(rows), "by_tier": group(lambda r: f"tier{r.get('tier', 0)}"),
+            "by_kind": group(lambda r: str(r.get("bug_kind", "unknown")))}
+
+
+def _stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+    solved = sum(1 for r in rows if r.get("solved"))
+    return {"solved": solved, "total": n, "rate": round(solved / n, 4) if n else 0.0,
+            "avg_steps": round(sum(r.get("steps", 0) for r in rows) / n, 2) if n else 0.0,
+            "avg_tokens": round(sum(r.get("tokens", 0) for r in rows) / n, 1) if n else 0.0}
+
+
+def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | Path,
+             workers: int = 1, max_steps: int = 12, compact_prompt: bool | None = None,
+             max_seconds: float | None = None, resume: bool = True, progress: bool = True,
+             on_result: Callable[[dict[str, Any]], None] | None = None,
+             model_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate `model` (a spec like "local:DIR" or a Model object) on tasks; writes
+    out_dir/results.jsonl, transcripts/ and summary.json, and returns the summary."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not isinstance(tasks, (list, tuple)):
+        tasks = load_tasks(tasks)
+    results_path = out_dir / "results.jsonl"
+    done: dict[str, dict[str, Any]] = {}
+    if resume and results_path.exists():
+        done = {r["id"]: r for r in read_jsonl(results_path) if isinstance(r, dict) and "id" in r}
+    elif results_path.exists():
+        results_path.unlink()
+    todo = [t for t in tasks if t.id not in done]
+    wanted = {t.id for t in tasks}
+
+    local = threading.local()
+    if isinstance(model, str):
+        local.model = load_model(model, **(model_options or {}))  # fail fast on a bad spec
+
+    def model_for_thread() -> Any:
+        if not isinstance(model, str):
+            return model
+        if getattr(local, "model", None) is None:
+            local.model = load_model(model, **(model_options or {}))
+        return local.model
+
+    lock = threading.Lock()
+    start = time.monotonic()
+    bar = _Progress(len(tasks), sum(1 for i in done if i in wanted), enabled=progress)
+
+    def one(task: TaskInfo) -> dict[str, Any]:
+        row = run_task(model_for_thread(), task, out_dir, max_steps, compact_prompt, max_seconds)
+        with lock:
+            append_jsonl(results_path, row)
+            bar.advance(row)
+            if on_result is not None:
+                on_result(row)
+        return row
+
+    with python_on_path():
+        if workers <= 1:
+            new_rows = [one(t) for t in todo]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                new_rows = list(pool.map(one, todo))
+    bar.close()
+    rows = [r for r in done.values() if r["id"] in wanted] + new_rows
+    rows.sort(key=lambda r: r["id"])
+    summary = {"model": getattr(model, "name", str(model)), "max_steps": max_steps,
+               **summarize(rows), "wall_s": round(time.monotonic() - start, 1)}
+    atomic_write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+class _Progress:
+    """A one-line progress display on stderr: a rich bar on a terminal, nothing otherwise."""
+
+    def __init__(self, total: int, done: int, enabled: bool = True):
+        self.solved = 0
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+                TimeRemainingColumn
+            self.bar = Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[solved]} solved"), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task("eval", total=total, completed=done, solved=0)
+
+    def advance(self, row: dict[str, Any]) -> None:
+        self.solved += bool(row.get("solved"))
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, solved=self.solved)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as a plain-text table (the CLI prints it; the report card can too)."""
+    lines = [f"{'':<22} {'solved':>8} {'total':>6} {'rate':>7} {'steps':>6}"]
+
+    def row(name: str, s: dict[str, Any]) -> None:
+        lines.append(f"{name:<22} {s['solved']:>8} {s['total']:>6} {100 * s['rate']:>6.1f}% "
+                     f"{s['avg_steps']:>6.1f}")
+    row("all", summary)
+    for k, s in summary["by_tier"].items():
+        row(k, s)
+    lines.append("by bug kind:")
+    for k, s in summary["by_kind"].items():
+        row("  " + k, s)
+    return "\n".join(lines)
