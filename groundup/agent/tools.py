@@ -40,6 +40,7 @@ from groundup.io import atomic_write_bytes
 
 READ_LIMIT_LINES = 2000
 READ_MAX_LINE_CHARS = 2000
+READ_MAX_CHARS = 100_000               # one page never floods the context, whatever `limit` says
 DEFAULT_BASH_TIMEOUT = 120.0
 MAX_BASH_TIMEOUT = 600.0
 _old_umask = os.umask(0)
@@ -262,12 +263,15 @@ class Toolbox:
         if offset > len(lines):
             raise ToolError(f"offset {offset} is past the end of the file ({len(lines)} lines)")
         shown = lines[offset - 1: offset - 1 + limit]
-        out = []
+        out, size = [], 0
         for n, line in enumerate(shown, offset):
             if len(line) > READ_MAX_LINE_CHARS:
                 line = line[:READ_MAX_LINE_CHARS] + " [line truncated]"
+            size += len(line) + 8
+            if size > READ_MAX_CHARS and out:
+                break
             out.append(f"{n:>6}\t{line}")
-        last = offset + len(shown) - 1
+        last = offset + len(out) - 1
         if last < len(lines):
             out.append(f"[showing lines {offset}-{last} of {len(lines)}; read more with "
                        f"offset={last + 1}]")

@@ -170,3 +170,13 @@ def test_interrupt_answers_pending_calls(tmp_path):
     assert len(tool_msgs) == 2 and all("interrupted" in m["content"] for m in tool_msgs)
     assert agent.run("again").result == "after"       # the session goes on
     assert json.loads(res.session_path.read_text().splitlines()[-1])["content"] == "after"
+
+
+def test_compact_prompt_for_models_that_ask_for_it(tmp_path):
+    make_repo(tmp_path / "repo", {"a.txt": "hi\n"})
+    model = load_model(script(tmp_path / "s.jsonl", [{"content": "ok"}]))
+    model.compact_prompt = True          # what a provider sets for our small trained models
+    res = Agent(model, tmp_path / "repo").run("hi")
+    assert res.messages[0]["content"] == system_prompt(tmp_path / "repo", None, compact=True)
+    res = Agent(model, tmp_path / "repo", compact_prompt=False).run("hi")
+    assert "# Environment" in res.messages[0]["content"]

@@ -222,3 +222,11 @@ def test_shell_interrupt_kills_the_group(tmp_path):
     pid = int(pidfile.read_text())
     time.sleep(0.1)
     assert not alive(pid)
+
+
+def test_read_file_pages_by_size_too(tmp_path):
+    (tmp_path / "wide.txt").write_text(("y" * 1500 + "\n") * 300)
+    r = ex(Toolbox(tmp_path), "read_file", path="wide.txt")
+    assert len(r.content) < 110_000
+    assert r.content.splitlines()[-1].startswith("[showing lines 1-")
+    assert "read more with offset=" in r.content
