@@ -69,12 +69,20 @@ def describe_type(schema: dict[str, Any]) -> str:
     return str(t)
 
 
+_ABBREVIATIONS = ("e.g", "i.e", "etc", "vs", "cf")
+
+
 def first_sentence(text: str) -> str:
+    """The first sentence of a description: up to a . ? or ! that ends a sentence -- followed by
+    a space, outside parentheses, not an abbreviation such as "e.g."."""
     text = " ".join((text or "").split())      # one line, whatever the original layout
-    for end in (". ", "? ", "! "):
-        i = text.find(end)
-        if i >= 0:
-            text = text[: i + 1]
+    depth = 0
+    for i, c in enumerate(text):
+        depth += (c == "(") - (c == ")")
+        if c in ".?!" and depth <= 0 and text[i + 1:i + 2] in ("", " "):
+            word = text[:i].rsplit(" ", 1)[-1].lower()
+            if word.lstrip("(") not in _ABBREVIATIONS:
+                return text[: i + 1]
     return text
 
 

@@ -63,6 +63,9 @@ class LocalModel:
             self.stop_strings = tuple(dict.fromkeys(
                 [s for s in (eos, *HF_END_OF_TURN) if s and s in specials]))
         self.stop_ids = tuple(specials[s] for s in self.stop_strings if s in specials)
+        # our own small models were trained with the agent's short system prompt; the agent
+        # asks the model which one it wants (agent/loop.py reads `compact_prompt`)
+        self.compact_prompt = self.template is None
         self.sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
         self.max_tokens = max_tokens
 

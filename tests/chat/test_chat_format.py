@@ -167,3 +167,10 @@ def test_text_is_released_as_soon_as_it_cannot_start_a_marker():
     assert p.feed('call|>read_file{"path":') == []     # inside a call nothing is released
     (ev,) = p.feed('"x"}<|end_tool_call|>')
     assert ev.call.name == "read_file" and ev.call.arguments == {"path": "x"} and ev.call.error is None
+
+
+def test_first_sentence_skips_abbreviations_and_parentheses():
+    from groundup.chat.format import first_sentence
+    assert first_sentence("Run a command (e.g. tests, git). Output is cut.") == "Run a command (e.g. tests, git)."
+    assert first_sentence("Version 1.2 works.\nSecond line.") == "Version 1.2 works."
+    assert first_sentence("no end") == "no end"
