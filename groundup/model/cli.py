@@ -41,6 +41,13 @@ def export_hf(model_dir: Path, out: Path, dtype: str | None = None) -> list[str]
     if out.resolve() == model_dir.resolve():
         raise UserError("--out must differ from --model (export writes a fresh directory)")
     model = load_model(model_dir, dtype=parse_dtype(dtype), device="cpu")
+    cfg = model.config
+    if cfg.eos_token_id is None and ((model_dir / "tokenizer.json").is_file()
+                                     or (model_dir / "groundup_tokenizer.json").is_file()):
+        # our training may leave BOS/EOS to the tokenizer; HF generate wants them in the config
+        from groundup.tokenizer import load_tokenizer
+        tok = load_tokenizer(model_dir)
+        cfg.bos_token_id, cfg.eos_token_id = tok.bos_id, tok.eos_id
     save_model(model, out)
     written = ["config.json", "model.safetensors"]
     for name in COPY:
@@ -48,7 +55,6 @@ def export_hf(model_dir: Path, out: Path, dtype: str | None = None) -> list[str]
             shutil.copyfile(model_dir / name, out / name)
             written.append(name)
     if not (out / "generation_config.json").exists():
-        cfg = model.config
         gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id}
         atomic_write_json(out / "generation_config.json", {k: v for k, v in gen.items() if v is not None})
         written.append("generation_config.json")
