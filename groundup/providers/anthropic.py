@@ -44,7 +44,8 @@ from groundup.chat.format import ToolSet
 from groundup.chat.types import ToolCall, new_call_id
 from groundup.providers.base import (Event, Finish, ProviderError, TextDelta, ToolCallEvent,
                                      Usage)
-from groundup.providers.http import HTTPOptions, error_message, parse_data, post_stream, sse_events
+from groundup.providers.http import (HTTPOptions, error_message, parse_data, post_stream, probe,
+                                     sse_events)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -115,6 +116,15 @@ class AnthropicModel:
         if status in (429, 529):
             return f"{self.url} is rate limited or overloaded even after retries ({status}: {msg})"
         return f"{self.url} failed with HTTP {status}: {msg}"
+
+    def check(self) -> None:
+        """Before a session: reachable, key accepted, model known (GET /v1/models/{model})."""
+        headers = {"x-api-key": self.api_key or "", "anthropic-version": API_VERSION}
+        status, body = probe(self.client, self.url.removesuffix("/messages") + f"/models/{self.model}", headers)
+        if status in (401, 403):
+            raise ProviderError(self.explain(401, body))
+        if status == 404 and b"not_found_error" in body:
+            raise ProviderError(f"unknown model {self.model!r} ({error_message(body)})")
 
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
                *, max_tokens: int | None = None) -> Iterator[Event]:

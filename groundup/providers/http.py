@@ -98,6 +98,19 @@ def post_stream(client: httpx.Client, url: str, headers: dict[str, str], body: d
     raise AssertionError("unreachable")
 
 
+def probe(client: httpx.Client, url: str, headers: dict[str, str],
+          timeout: float = 10.0) -> tuple[int, bytes]:
+    """One quick GET (no retries), for a provider's `check()` before a session starts."""
+    try:
+        resp = client.get(url, headers=headers, timeout=timeout)
+    except httpx.ConnectError as e:
+        raise ProviderError(f"cannot connect to {url} ({_reason(e)}): is the server running "
+                            "and the base URL right?") from None
+    except httpx.TimeoutException:
+        raise ProviderError(f"{url} did not answer within {timeout:g}s") from None
+    return resp.status_code, resp.content
+
+
 def _reason(e: Exception) -> str:
     text = str(e)
     if "refused" in text.lower() or "Errno 111" in text:

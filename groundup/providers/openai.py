@@ -35,7 +35,8 @@ from groundup.chat.format import ToolSet
 from groundup.chat.types import ToolCall
 from groundup.providers.base import (Event, Finish, ProviderError, TextDelta, ToolCallEvent,
                                      Usage)
-from groundup.providers.http import HTTPOptions, error_message, parse_data, post_stream, sse_events
+from groundup.providers.http import (HTTPOptions, error_message, parse_data, post_stream, probe,
+                                     sse_events)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -104,6 +105,26 @@ class OpenAIModel:
             return f"rate limited by {self.base_url} even after retries (429: {msg})"
         return f"{where} failed with HTTP {status}: {msg}"
 
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def check(self) -> None:
+        """Before a session: is the server there, is the key accepted, is the model served?
+        (GET /models, which OpenAI, vLLM, SGLang, Ollama, llama.cpp and LM Studio all have.)"""
+        status, body = probe(self.client, f"{self.base_url}/models", self.headers())
+        if status in (401, 403):
+            raise ProviderError(self.explain(401, body))
+        if status != 200:
+            return                    # no model list here: the first request will tell
+        try:
+            ids = [m.get("id", "") for m in json.loads(body).get("data", [])]
+        except (json.JSONDecodeError, AttributeError, TypeError):
+            return
+        # Ollama serves "qwen2.5:latest" for "qwen2.5": only reject a name nothing resembles
+        if ids and not any(self.model == i or self.model in i for i in ids):
+            shown = ", ".join(ids[:8]) + (" ..." if len(ids) > 8 else "")
+            raise ProviderError(f"unknown model {self.model!r} at {self.base_url}: it serves {shown}")
+
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
                *, max_tokens: int | None = None) -> Iterator[Event]:
         body: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages),
@@ -115,9 +136,7 @@ class OpenAIModel:
             body["max_completion_tokens" if self.official else "max_tokens"] = max_tokens
         if self.temperature is not None:
             body["temperature"] = self.temperature
-        headers = {"Accept": "text/event-stream"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers = {"Accept": "text/event-stream", **self.headers()}
         url = f"{self.base_url}/chat/completions"
 
         resp = post_stream(self.client, url, headers, body, self.opts, self.explain)

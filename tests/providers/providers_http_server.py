@@ -20,11 +20,14 @@ class ScriptedServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"     # no keep-alive: the body ends when we close
 
+            def do_GET(self):
+                self.do_POST()
+
             def do_POST(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
-                outer.requests.append({"path": self.path, "headers": dict(self.headers),
-                                       "json": json.loads(body or b"null")})
+                outer.requests.append({"method": self.command, "path": self.path,
+                                       "headers": dict(self.headers), "json": json.loads(body or b"null")})
                 status, ctype, pieces, extra = outer.replies.pop(0)
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)

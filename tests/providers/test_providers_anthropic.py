@@ -135,3 +135,15 @@ def test_connection_refused_and_missing_key(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with pytest.raises(ProviderError, match="ANTHROPIC_API_KEY is not set"):
         AnthropicModel("c")
+
+
+def test_check_before_a_session(server):
+    server.reply_json(200, {"type": "model", "id": "claude-test", "display_name": "Claude Test"})
+    model(server).check()
+    assert server.requests[-1]["method"] == "GET" and server.requests[-1]["path"] == "/v1/models/claude-test"
+    server.reply_json(404, {"type": "error", "error": {"type": "not_found_error", "message": "model: claude-test"}})
+    with pytest.raises(ProviderError, match="unknown model"):
+        model(server).check()
+    server.reply_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
+    with pytest.raises(ProviderError, match="ANTHROPIC_API_KEY"):
+        model(server).check()

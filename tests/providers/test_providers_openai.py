@@ -169,3 +169,20 @@ def test_missing_key_for_the_official_endpoint(monkeypatch):
         load_model("openai:gpt-4o-mini")
     with pytest.raises(ProviderError, match="not an http"):
         OpenAIModel("m", base_url="localhost:8000")
+
+
+def test_check_before_a_session(server):
+    listing = {"object": "list", "data": [{"id": "qwen2.5:latest", "object": "model"}, {"id": "llama3.2:3b", "object": "model"}]}
+    server.reply_json(200, listing)
+    OpenAIModel("qwen2.5", base_url=server.url + "/v1").check()          # Ollama-style alias is fine
+    assert server.requests[-1]["method"] == "GET" and server.requests[-1]["path"] == "/v1/models"
+    server.reply_json(200, listing)
+    with pytest.raises(ProviderError, match="unknown model 'gpt-9'.*qwen2.5:latest"):
+        OpenAIModel("gpt-9", base_url=server.url + "/v1").check()
+    server.reply_json(401, {"error": {"message": "Incorrect API key provided"}})
+    with pytest.raises(ProviderError, match="401"):
+        model(server).check()
+    server.reply(404, ["no such route"], ctype="text/plain")              # a server without /models
+    model(server).check()
+    with pytest.raises(ProviderError, match="connection refused"):
+        OpenAIModel("m", base_url=f"http://127.0.0.1:{free_port()}/v1").check()
