@@ -1,0 +1,65 @@
+"""`groundup speedrun`: train your own model on this machine, then watch it fix bugs as an agent.
+
+    tokenizer -> pretrain -> tasks -> trajectories -> sft -> eval -> report card
+
+The stages live in pipeline.py, the recipes in presets.py, the report card in report.py.
+Every stage is resumable: rerun the same command after an interruption and it continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from groundup.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from groundup.speedrun.presets import PRESETS
+    parser.description = (
+        "The main job. Trains a byte-level BPE tokenizer and a small Llama-style model on the "
+        "Python standard library that ships with this interpreter, fine-tunes it on agent "
+        "trajectories recorded with the agent's real tools, then lets that model fix held-out "
+        "bugs in generated repositories through the real agent harness, and writes a report "
+        "card (report.md, plots, summary.json). Rerun the same command to resume after an "
+        "interruption; finished stages are skipped.")
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
+                        help="smoke: ~3 minutes, proves every stage works; cpu (default): a 2-core "
+                             "laptop, ~30 minutes; gpu: one GPU")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory (default: runs/<preset>)")
+    parser.add_argument("--stop-after", default=None,
+                        choices=["tokenizer", "pretrain", "tasks", "trajectories", "sft", "eval"],
+                        help="stop after this stage (rerun without it to continue)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from groundup.speedrun.pipeline import console, run_pipeline
+    from groundup.speedrun.presets import PRESETS
+    from groundup.speedrun.report import format_transcript, solved_transcript, write_report
+
+    preset = PRESETS[args.preset]
+    out = args.out or Path("runs") / preset.name
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    console.print(f"[bold]groundup speedrun[/bold] — preset {preset.name!r}, run directory {out}")
+    t0 = time.monotonic()
+    results = run_pipeline(out, preset, stop_after=args.stop_after)
+    if args.stop_after and args.stop_after != "eval":
+        console.print(f"stopped after {args.stop_after}; rerun without --stop-after to continue")
+        return 0
+    summary = write_report(out, preset.name, results)
+    console.print()
+    console.print("[bold]Headline — held-out tasks solved by your model, through the real agent:[/bold]")
+    for tier, s in summary["heldout"].items():
+        console.print(f"  {tier}: {s['solved']} / {s['total']}")
+    sol = solved_transcript(out)
+    if sol:
+        row, msgs = sol
+        console.print(f"\n[bold]One solved task, turn by turn[/bold] ({row['id']}):")
+        console.print(format_transcript(msgs), markup=False)
+    console.print(f"\nreport card: {out / 'report.md'}   (this session: {time.monotonic() - t0:.0f} s; "
+                  f"all stages: {summary['wall_s']:.0f} s)")
+    console.print(f"talk to your model as an agent:  groundup --model local:{out / 'model'}")
+    return 0

@@ -1,0 +1,265 @@
+"""The speedrun pipeline: every layer of groundup, in the order the data flows.
+
+    tokenizer -> pretrain -> tasks -> trajectories -> sft -> eval -> report
+
+Design choices:
+- A stage is a function that returns a small dict of numbers. When it finishes, that dict is
+  written atomically to OUT/stages/<name>.json; on a rerun a stage with such a file is
+  skipped and its numbers reused. A killed run therefore picks up at the first unfinished
+  stage, and the training stages resume from their own last checkpoint inside it.
+- Each stage calls the same library code as the corresponding CLI command (`groundup
+  tokenizer train`, `train base`, `tasks generate`, `train sft`, `eval agent`): nothing here is
+  special to the speedrun but the recipe (presets.py) and the report (report.py).
+- The model is evaluated through `local:OUT/model` -- the same provider, agent loop, tools and
+  test runs that `groundup --model local:OUT/model` uses, and that a frontier model would use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+from groundup.errors import UserError
+from groundup.io import atomic_write_json, read_jsonl
+from groundup.speedrun.presets import Preset
+
+console = Console(stderr=True, highlight=False)
+
+STAGES = ["tokenizer", "pretrain", "tasks", "trajectories", "sft", "eval"]
+HELDOUT_SEED = 1_000_000      # held-out task seeds start here; training seeds start at 0
+
+
+def corpus_files(preset: Preset) -> list[Path]:
+    from groundup.tokenizer import default_corpus_files
+    files = default_corpus_files()
+    if not files:
+        raise UserError("the embedded corpus is empty: no .py files found in this Python's "
+                        "standard library (sysconfig stdlib path)")
+    if preset.corpus_files and preset.corpus_files < len(files):
+        step = len(files) / preset.corpus_files          # a spread, not just the first letters
+        files = [files[int(i * step)] for i in range(preset.corpus_files)]
+    return files
+
+
+# ----------------------------------------------------------------------------- stages
+
+def stage_tokenizer(out: Path, p: Preset) -> dict[str, Any]:
+    from groundup.tokenizer import load_tokenizer, train_tokenizer
+    files = corpus_files(p)
+    n_bytes = sum(f.stat().st_size for f in files)
+    console.print(f"  training a {p.vocab_size}-token byte-level BPE on {len(files)} files "
+                  f"({n_bytes / 1e6:.1f} MB) of the Python standard library")
+    t0 = time.monotonic()
+    tmp = out / "tokenizer.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    train_tokenizer(files, vocab_size=p.vocab_size, progress=True).save(tmp)
+    train_s = time.monotonic() - t0
+    shutil.rmtree(out / "tokenizer", ignore_errors=True)
+    os.replace(tmp, out / "tokenizer")
+    tok = load_tokenizer(out / "tokenizer")
+    texts = [f.read_text(encoding="utf-8", errors="replace") for f in files]
+    n_tokens = sum(len(ids) for ids in tok.encode_batch(texts))
+    text_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    return {"files": len(files), "bytes": text_bytes, "tokens": n_tokens,
+            "bytes_per_token": round(text_bytes / max(n_tokens, 1), 3),
+            "vocab_size": tok.vocab_size, "train_s": round(train_s, 1)}
+
+
+def _run_stats(run: Path) -> dict[str, Any]:
+    """Numbers from a training run's metrics.jsonl: final losses, tokens, throughput."""
+    recs = list(read_jsonl(run / "metrics.jsonl")) if (run / "metrics.jsonl").exists() else []
+    steps = [r for r in recs if "loss" in r]
+    evals = [r for r in recs if "val_loss" in r]
+    stats: dict[str, Any] = {"steps": steps[-1]["step"] if steps else 0}
+    if steps:
+        tail = steps[-min(20, len(steps)):]
+        stats["final_loss"] = round(sum(r["loss"] for r in tail) / len(tail), 4)
+        stats["tokens_per_s"] = round(sum(r.get("tokens_per_s", 0) for r in tail) / len(tail), 1)
+        stats["tokens"] = steps[-1].get("tokens")
+    if evals:
+        stats["val_loss"] = round(evals[-1]["val_loss"], 4)
+        if evals[-1].get("val_bpb") is not None:
+            stats["val_bpb"] = round(evals[-1]["val_bpb"], 4)
+        if evals[-1].get("sample"):
+            stats["sample"] = evals[-1]["sample"]
+    return stats
+
+
+def _params(run: Path) -> int:
+    from safetensors import safe_open
+    with safe_open(str(run / "model.safetensors"), framework="pt") as f:
+        return sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
+    from groundup.train.trainer import TrainConfig, pretrain
+    files = corpus_files(p)
+    console.print(f"  depth {p.depth}, {p.pretrain_steps} steps x {p.pretrain_batch} x "
+                  f"{p.pretrain_seq} tokens, on the tokenized corpus")
+    t0 = time.monotonic()
+    run = pretrain(TrainConfig(
+        out=str(out / "base"), data=[str(f) for f in files], tokenizer=str(out / "tokenizer"),
+        data_dir=str(out / "data"), depth=p.depth, steps=p.pretrain_steps,
+        batch_size=p.pretrain_batch, seq_len=p.pretrain_seq, eval_every=p.eval_every,
+        save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype))
+    return {**_run_stats(run), "params": _params(run), "depth": p.depth,
+            "seq_len": p.pretrain_seq, "batch_size": p.pretrain_batch,
+            "wall_s_this_session": round(time.monotonic() - t0, 1)}
+
+
+def stage_tasks(out: Path, p: Preset) -> dict[str, Any]:
+    from groundup.tasks.generate import generate, write_tasks
+    counts: dict[str, Any] = {}
+    for split, plan, base in (("train", p.sft_tasks, 0), ("heldout", p.eval_tasks, HELDOUT_SEED)):
+        dest = out / "tasks" / split
+        tmp = out / "tasks" / f"{split}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for tier, n in plan.items():
+            # seeds are disjoint across tiers and splits; held-out tasks also use a vocabulary
+            # of identifiers never seen in training (groundup/tasks/vocab.py)
+            write_tasks(generate(n, tier, split, seed=base + 100_000 * tier + p.seed), tmp)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+        counts[split] = {f"tier{t}": n for t, n in plan.items()}
+    console.print(f"  {sum(p.sft_tasks.values())} training tasks, "
+                  f"{sum(p.eval_tasks.values())} held-out tasks")
+    return counts
+
+
+def stage_trajectories(out: Path, p: Preset) -> dict[str, Any]:
+    from groundup.tasks.oracle import record
+    dirs = sorted(d for d in (out / "tasks" / "train").iterdir() if (d / "task.json").exists())
+    dest = out / "sft" / "trajectories.jsonl"
+    tmp = dest.with_suffix(".jsonl.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.unlink(missing_ok=True)
+    console.print(f"  the oracle solves {len(dirs)} training tasks with the agent's real tools")
+    bar = _Bar(len(dirs), "trajectories")
+    n = record(dirs, tmp, seed=p.seed, workers=2, progress=bar.update)
+    bar.close()
+    os.replace(tmp, dest)
+    rows = list(read_jsonl(dest))
+    n_msgs = [len(r["messages"]) for r in rows]
+    recover = sum(1 for r in rows if any("error" in str(m.get("content", "")).lower()[:200]
+                                         for m in r["messages"] if m["role"] == "tool"))
+    return {"trajectories": n, "avg_messages": round(sum(n_msgs) / max(len(n_msgs), 1), 1),
+            "with_tool_errors": recover}
+
+
+def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
+    from groundup.chat.format import render_conversation, render_prompt
+    from groundup.tokenizer import load_tokenizer
+    from groundup.train.trainer import SFTConfig, sft
+    tok = load_tokenizer(out / "base")
+    rows = list(read_jsonl(out / "sft" / "trajectories.jsonl"))
+    examples = [render_conversation(r["messages"], r["tools"], tok) for r in rows]
+    lengths = sorted(len(ids) for ids, _ in examples)
+    console.print(f"  {len(examples)} conversations, median {lengths[len(lengths) // 2]} tokens, "
+                  f"longest {lengths[-1]} (rows of {p.sft_seq})")
+    sample = render_prompt(rows[0]["messages"][:2], rows[0]["tools"], tok)
+    run = sft(SFTConfig(
+        init=str(out / "base"), out=str(out / "model"), steps=p.sft_steps,
+        batch_size=p.sft_batch, seq_len=p.sft_seq, eval_every=p.eval_every,
+        save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
+        sample_prompt_ids=sample[-p.sft_seq // 2:]), examples)
+    meta = json.loads((run / "data" / "meta.json").read_text())
+    return {**_run_stats(run), "examples": len(examples),
+            "median_tokens": lengths[len(lengths) // 2], "max_tokens": lengths[-1],
+            "truncated": meta["train"].get("truncated", 0),
+            "loss_tokens": meta["train"].get("loss_tokens")}
+
+
+def stage_eval(out: Path, p: Preset) -> dict[str, Any]:
+    from groundup.tasks.check import load_tasks
+    from groundup.tasks.evaluate import evaluate, format_summary
+    tasks = load_tasks(out / "tasks" / "heldout")
+    console.print(f"  the trained model runs as the agent (local:{out / 'model'}) on "
+                  f"{len(tasks)} held-out tasks, {p.max_agent_steps} steps at most each")
+    summary = evaluate(f"local:{out / 'model'}", tasks, out / "eval", workers=p.eval_workers,
+                       max_steps=p.max_agent_steps, compact_prompt=True)
+    console.print(format_summary(summary))
+    return summary
+
+
+STAGE_FUNCS: dict[str, Callable[[Path, Preset], dict[str, Any]]] = {
+    "tokenizer": stage_tokenizer, "pretrain": stage_pretrain, "tasks": stage_tasks,
+    "trajectories": stage_trajectories, "sft": stage_sft, "eval": stage_eval,
+}
+
+WHAT = {
+    "tokenizer": "byte-level BPE on the Python standard library",
+    "pretrain": "a Llama-style model learns Python from scratch",
+    "tasks": "bug-fix tasks: training and held-out",
+    "trajectories": "oracle runs of the agent's real tools, recorded for fine-tuning",
+    "sft": "fine-tune on the trajectories: the model learns to call tools",
+    "eval": "the trained model fixes held-out bugs through the real agent harness",
+}
+
+
+class _Bar:
+    """A small rich progress bar for stages whose library call reports a count."""
+
+    def __init__(self, total: int, label: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+            TimeRemainingColumn
+        self.p = Progress(TextColumn(f"  {label}"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), console=console, transient=True)
+        self.p.start()
+        self.t = self.p.add_task(label, total=total)
+
+    def update(self, n: int) -> None:
+        self.p.update(self.t, completed=n)
+
+    def close(self) -> None:
+        self.p.stop()
+
+
+# ----------------------------------------------------------------------------- driver
+
+def check_out_dir(out: Path, preset: Preset) -> None:
+    """A run directory belongs to one preset: refuse to mix two recipes in one directory."""
+    marker = out / "preset.json"
+    if marker.exists():
+        had = json.loads(marker.read_text())
+        if had != preset.to_dict():
+            raise UserError(f"{out} holds a speedrun with preset {had.get('name')!r} and other "
+                            f"settings; use another --out (or delete {out}) to run {preset.name!r}")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(marker, preset.to_dict())
+
+
+def run_pipeline(out: Path, preset: Preset, stop_after: str | None = None) -> dict[str, dict]:
+    """Run (or resume) every stage; returns {stage: numbers}."""
+    check_out_dir(out, preset)
+    results: dict[str, dict] = {}
+    for i, name in enumerate(STAGES, 1):
+        marker = out / "stages" / f"{name}.json"
+        header = f"[bold][{i}/{len(STAGES)}] {name}[/bold] — {WHAT[name]}"
+        if marker.exists():
+            results[name] = json.loads(marker.read_text())
+            console.print(f"{header} [dim](done earlier, {results[name].get('stage_s', 0):.0f} s; skipped)[/dim]")
+        else:
+            console.print(header)
+            t0 = time.monotonic()
+            stats = STAGE_FUNCS[name](out, preset)
+            stats["stage_s"] = round(time.monotonic() - t0, 1)
+            atomic_write_json(marker, stats)
+            results[name] = stats
+            console.print(f"  [green]done[/green] in {stats['stage_s']:.0f} s")
+        if name == stop_after:
+            break
+    return results

@@ -1,0 +1,68 @@
+"""Speedrun presets: one dataclass, a few named sizes.
+
+Every number that shapes a speedrun lives here, so a reader sees the whole recipe at once.
+The model itself follows the `depth` dial (groundup/model/config.py derives width, heads and
+the MLP from it); the rest is how much data and time each stage gets.
+
+- smoke: the whole pipeline in about three minutes on 2 CPU cores. It proves that every
+  stage works (the tests run it); its model is too small to solve much.
+- cpu:   the default. A 2-core laptop, at most ~30 minutes for everything.
+- gpu:   one GPU, the same code with a bigger model and more steps (also under torchrun).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    # tokenizer
+    vocab_size: int = 4096
+    corpus_files: int | None = None      # None: the whole embedded corpus; N: every k-th file
+    # pretraining
+    depth: int = 4
+    pretrain_steps: int = 600
+    pretrain_batch: int = 16
+    pretrain_seq: int = 512
+    # supervised fine-tuning on oracle trajectories
+    sft_tasks: dict[int, int] = field(default_factory=lambda: {1: 2000, 2: 600, 3: 400})
+    sft_steps: int = 800
+    sft_batch: int = 8
+    sft_seq: int = 2048
+    # evaluation on held-out tasks
+    eval_tasks: dict[int, int] = field(default_factory=lambda: {1: 100, 2: 30, 3: 30})
+    max_agent_steps: int = 12
+    eval_workers: int = 2
+    # shared
+    eval_every: int = 200
+    save_every: int = 100
+    seed: int = 0
+    compile: bool = False
+    dtype: str = "auto"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        # JSON keys are strings; keep the tier maps readable in summary.json
+        d["sft_tasks"] = {f"tier{k}": v for k, v in self.sft_tasks.items()}
+        d["eval_tasks"] = {f"tier{k}": v for k, v in self.eval_tasks.items()}
+        return d
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        name="smoke", vocab_size=512, corpus_files=40,
+        depth=2, pretrain_steps=40, pretrain_batch=8, pretrain_seq=256,
+        sft_tasks={1: 24, 2: 8, 3: 8}, sft_steps=30, sft_batch=4, sft_seq=1536,
+        eval_tasks={1: 2, 2: 1, 3: 1}, max_agent_steps=6, eval_workers=2,
+        eval_every=20, save_every=20,
+    ),
+    "cpu": Preset(name="cpu"),
+    "gpu": Preset(
+        name="gpu", vocab_size=8192, depth=8, pretrain_steps=3000, pretrain_batch=64,
+        pretrain_seq=1024, sft_tasks={1: 8000, 2: 3000, 3: 3000}, sft_steps=3000,
+        sft_batch=32, sft_seq=2048, eval_tasks={1: 200, 2: 100, 3: 100}, eval_workers=8,
+        eval_every=500, save_every=250,
+    ),
+}
