@@ -17,7 +17,7 @@ chunk with empty `choices` carries the token usage. Then `data: [DONE]`.
 
 Design choices:
 - Tool calls are accumulated by index and emitted, parsed and checked against the tool's
-  schema, when the stream ends (a call is not usable before its arguments are complete).
+  schema, as soon as they are complete: when a later index starts, or when the stream ends.
 - Arguments that are not valid JSON become a ToolCall with `error` set, never an exception.
 - The API key is required only for the official endpoint: local servers usually need none.
 """
@@ -141,6 +141,8 @@ class OpenAIModel:
 
         resp = post_stream(self.client, url, headers, body, self.opts, self.explain)
         pending: dict[int, dict[str, str]] = {}   # index -> {"id", "name", "arguments"}
+        done: set[int] = set()                    # indices already emitted
+        toolset = ToolSet(tools) if tools else ToolSet(None)
         finish_reason, usage = "stop", Usage()
         try:
             for _, data in sse_events(resp, url):
@@ -157,8 +159,12 @@ class OpenAIModel:
                     if delta.get("content"):
                         yield TextDelta(delta["content"])
                     for tc in delta.get("tool_calls") or []:
-                        slot = pending.setdefault(tc.get("index", len(pending)),
-                                                  {"id": "", "name": "", "arguments": ""})
+                        index = tc.get("index", len(pending) + len(done))
+                        # calls stream one after another: a new index completes the earlier ones
+                        for earlier in sorted(i for i in pending if i < index):
+                            done.add(earlier)
+                            yield ToolCallEvent(parse_arguments(pending.pop(earlier), toolset))
+                        slot = pending.setdefault(index, {"id": "", "name": "", "arguments": ""})
                         fn = tc.get("function") or {}
                         slot["id"] = tc.get("id") or slot["id"]
                         slot["name"] += fn.get("name") or ""
@@ -167,10 +173,9 @@ class OpenAIModel:
                         finish_reason = choice["finish_reason"]
         finally:
             resp.close()
-        toolset = ToolSet(tools) if tools else ToolSet(None)
         for index in sorted(pending):
             yield ToolCallEvent(parse_arguments(pending[index], toolset))
-        if pending and finish_reason == "stop":
+        if (pending or done) and finish_reason == "stop":
             finish_reason = "tool_calls"         # some servers say "stop" after tool calls
         yield Finish(finish_reason, usage)
 

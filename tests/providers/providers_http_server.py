@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that answers each request with the next scripted reply.
 
 A reply is (status, content_type, [body pieces]); each piece is written and flushed on its
-own, so a client sees the stream arrive in separate reads. Every request is recorded
+own, so a client sees the stream arrive in separate reads. A piece that is a threading.Event
+makes the server wait until the test sets it. Every request is recorded
 (path, headers, JSON body) for the test to inspect.
 """
 
@@ -35,6 +36,9 @@ class ScriptedServer:
                     self.send_header(k, v)
                 self.end_headers()
                 for p in pieces:
+                    if isinstance(p, threading.Event):   # hold the rest until the test says so
+                        p.wait(10)
+                        continue
                     self.wfile.write(p.encode() if isinstance(p, str) else p)
                     self.wfile.flush()
 

@@ -186,3 +186,21 @@ def test_check_before_a_session(server):
     model(server).check()
     with pytest.raises(ProviderError, match="connection refused"):
         OpenAIModel("m", base_url=f"http://127.0.0.1:{free_port()}/v1").check()
+
+
+def test_a_call_is_emitted_as_soon_as_the_next_one_starts(server):
+    import threading
+    gate = threading.Event()
+    first = [sse(chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "read_file",
+                                                                           "arguments": '{"path": "x"}'}}]})),
+             sse(chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "run", "arguments": '{"comm'}}]}))]
+    rest = [sse(chunk({"tool_calls": [{"index": 1, "function": {"arguments": 'and": "ls"}'}}]})),
+            sse(chunk({}, finish="tool_calls")), "data: [DONE]\n\n"]
+    server.reply(200, first + [gate] + rest)
+    stream = model(server, timeout=5).stream([{"role": "user", "content": "x"}], TOOLS)
+    ev = next(stream)      # arrives while the server still holds the rest of the stream
+    assert isinstance(ev, ToolCallEvent) and ev.call.name == "read_file" and not gate.is_set()
+    gate.set()
+    events = list(stream)
+    assert [e.call.name for e in events if isinstance(e, ToolCallEvent)] == ["run"]
+    assert events[-1].reason == "tool_calls"
