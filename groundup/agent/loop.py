@@ -108,6 +108,7 @@ class Agent:
         self.add({"role": "user", "content": task})
         self.steps, self.format_errors, self.usage = 0, 0, Usage()
         self.started = time.monotonic()
+        self.toolbox.deadline = None if self.max_seconds is None else self.started + self.max_seconds
         try:
             while True:
                 self.step()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 from difflib import unified_diff
 from pathlib import Path
@@ -162,6 +163,7 @@ class Toolbox:
         self.on_todos = on_todos
         self.todos: list[dict[str, str]] = []
         self.read_state: dict[Path, tuple[int, int, str]] = {}
+        self.deadline: float | None = None   # time.monotonic() by which a run must end
         self._lock = threading.Lock()
 
     def schemas(self) -> list[dict[str, Any]]:
@@ -341,6 +343,9 @@ class Toolbox:
         timeout = float(args.get("timeout", DEFAULT_BASH_TIMEOUT))
         if not 0 < timeout <= MAX_BASH_TIMEOUT:
             raise ToolError(f"timeout must be between 0 and {MAX_BASH_TIMEOUT:g} seconds")
+        if self.deadline is not None:
+            # a command may not outlast the run's wall-time limit
+            timeout = max(1.0, min(timeout, self.deadline - time.monotonic()))
         r = shell.run_command(args["command"], self.root, timeout)
         return ToolResult(shell.format_result(r, timeout), is_error=r.timed_out)
 

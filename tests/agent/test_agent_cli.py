@@ -81,7 +81,7 @@ def test_limit_gives_nonzero_exit(tmp_path):
     (["--model", "replay:x", "--permission-mode", "sudo"], "invalid choice"),
     (["--model", "replay:x", "--max-steps", "0"], "--max-steps must be positive"),
     (["--model", "anthropic:claude-x"], "ANTHROPIC_API_KEY is not set"),
-    (["--model", "openai:m", "--base-url", "http://127.0.0.1:9"], "cannot reach http://127.0.0.1:9"),
+    (["--model", "openai:m", "--base-url", "http://127.0.0.1:9"], "http://127.0.0.1:9"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, needle):
     p = run_cli(["-p", "task", *args], tmp_path, tmp_path)

@@ -180,3 +180,12 @@ def test_compact_prompt_for_models_that_ask_for_it(tmp_path):
     assert res.messages[0]["content"] == system_prompt(tmp_path / "repo", None, compact=True)
     res = Agent(model, tmp_path / "repo", compact_prompt=False).run("hi")
     assert "# Environment" in res.messages[0]["content"]
+
+
+def test_wall_time_limit_also_caps_a_running_command(tmp_path):
+    make_repo(tmp_path / "repo", {"a.txt": "hi\n"})
+    agent = agent_for(tmp_path, [turn(call("bash", command="sleep 30")),
+                                 turn(call("list_dir", path="."))], max_seconds=1)
+    res = agent.run("wait")
+    assert res.stop_reason == "max_seconds" and res.is_error
+    assert "timed out after 1s" in res.messages[3]["content"]
