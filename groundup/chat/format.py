@@ -26,7 +26,8 @@ Design choices:
   of the calls.
 - The loss mask is 1 exactly on what the assistant produces (its text, its tool calls, its
   <|end_of_turn|>) and 0 on everything it is given, the <|assistant|> header included (the
-  harness writes the header; the model only has to continue it).
+  harness writes the header; the model only has to continue it). A malformed call kept in
+  the history (one with `error` set) is masked too: train the recovery, not the mistake.
 - Each piece is encoded on its own and the ids concatenated, so a special token is always
   exactly one id and user text can never forge one (it is encoded as ordinary text).
 - Parsing never raises: a malformed call (no name, bad JSON, unknown tool, arguments that do
@@ -130,7 +131,11 @@ def render_segments(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str
             content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
         segs.append((str(content or ""), False, mask))
         for call in (m.get("tool_calls") or []) if role == "assistant" else []:
-            segs += [(TOOL_CALL, True, 1), (render_call(call), False, 1), (END_TOOL_CALL, True, 1)]
+            # a malformed call stays in context (the model must see what it got wrong) but is
+            # not trained on: fine-tuning should teach the recovery, not the mistake
+            c = call.to_dict() if isinstance(call, ToolCall) else call
+            cm = 0 if c.get("error") else 1
+            segs += [(TOOL_CALL, True, cm), (render_call(c), False, cm), (END_TOOL_CALL, True, cm)]
         segs.append((EOT, True, mask))
     if add_generation_prompt:
         segs.append((ASSISTANT, True, 0))

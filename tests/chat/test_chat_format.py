@@ -174,3 +174,14 @@ def test_first_sentence_skips_abbreviations_and_parentheses():
     assert first_sentence("Run a command (e.g. tests, git). Output is cut.") == "Run a command (e.g. tests, git)."
     assert first_sentence("Version 1.2 works.\nSecond line.") == "Version 1.2 works."
     assert first_sentence("no end") == "no end"
+
+
+def test_malformed_calls_in_history_are_shown_as_emitted_but_not_trained():
+    bad = {"id": "x", "name": "read_file", "arguments": {}, "error": "not valid JSON", "raw": 'read_file{"pa'}
+    good = {"id": "y", "name": "read_file", "arguments": {"path": "a"}}
+    msgs = [{"role": "user", "content": "go"}, {"role": "assistant", "content": "", "tool_calls": [bad]},
+            {"role": "tool", "tool_call_id": "x", "content": "error: not valid JSON"},
+            {"role": "assistant", "content": "", "tool_calls": [good]}]
+    assert '<|tool_call|>read_file{"pa<|end_tool_call|>' in render_text(msgs, None)
+    trained = "".join(t for t, _, m in render_segments(msgs, None) if m)
+    assert trained == '<|end_of_turn|><|tool_call|>read_file{"path":"a"}<|end_tool_call|><|end_of_turn|>'
