@@ -4,7 +4,8 @@ This is the whole of what makes a language model a coding agent. Read it top to 
 
     run(task)      add the system prompt (once) and the task; step until an exception ends it
     step()         check the limits; query the model; no tool call → Submitted; else execute
-    query()        stream one assistant turn, appending it to the messages
+    query()        stream one assistant turn (compacting the view if it overflows the
+                   model's context, see compact.py), appending it to the messages
     execute(calls) run each tool call, appending one tool message per call
 
 Design choices (after mini-swe-agent):
@@ -21,6 +22,9 @@ Design choices (after mini-swe-agent):
 - Ctrl-C (KeyboardInterrupt) cancels the turn: the running command's process group is
   killed (shell.py), unanswered calls get an "interrupted" result so the history stays valid
   for every API, and `run` returns with stop_reason "interrupted". The session goes on.
+- A prompt too long for the model (every provider raises "context overflow") is retried
+  with a compacted *view* -- old tool output stubbed, then old turns dropped (compact.py);
+  the messages and the session file keep everything.
 - Events (`on_event`) are plain dicts, the same ones `--output-format stream-json` prints.
 """
 
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import system_prompt
 from groundup.agent.session import Session, interrupted_result
@@ -98,6 +103,7 @@ class Agent:
         if self.compact_prompt is None:
             self.compact_prompt = bool(getattr(self.model, "compact_prompt", False))
         self.total_usage = Usage()
+        self.compact_level = 0                 # how hard the model's view is compacted
 
     # ------------------------------------------------------------ the loop
 
@@ -150,18 +156,16 @@ class Agent:
 
     def query(self) -> dict[str, Any]:
         self.steps += 1
-        text: list[str] = []
-        calls: list[ToolCall] = []
-        finish = Finish("stop")
-        for ev in self.model.stream(self.messages, self.toolbox.schemas(),
-                                    max_tokens=self.max_output_tokens):
-            if isinstance(ev, TextDelta):
-                text.append(ev.text)
-                self.emit({"type": "text", "text": ev.text})
-            elif isinstance(ev, ToolCallEvent):
-                calls.append(ev.call)
-            elif isinstance(ev, Finish):
-                finish = ev
+        while True:
+            try:
+                text, calls, finish = self.stream(compact(self.messages, self.compact_level))
+                break
+            except ProviderError as e:
+                # too long for the model: show it a smaller view and ask again (compact.py)
+                if not is_overflow(e) or self.compact_level >= MAX_LEVEL:
+                    raise
+                self.compact_level += 1
+                self.emit({"type": "compact", "level": self.compact_level})
         self.usage += finish.usage
         self.total_usage += finish.usage
         message: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
@@ -171,6 +175,22 @@ class Agent:
         self.emit({"type": "assistant", "content": message["content"],
                    "tool_calls": message.get("tool_calls", []), "finish_reason": finish.reason})
         return message
+
+    def stream(self, view: list[dict[str, Any]]) -> tuple[list[str], list[ToolCall], Finish]:
+        """One model turn: text deltas are shown as they come; tool calls arrive parsed."""
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        finish = Finish("stop")
+        for ev in self.model.stream(view, self.toolbox.schemas(),
+                                    max_tokens=self.max_output_tokens):
+            if isinstance(ev, TextDelta):
+                text.append(ev.text)
+                self.emit({"type": "text", "text": ev.text})
+            elif isinstance(ev, ToolCallEvent):
+                calls.append(ev.call)
+            elif isinstance(ev, Finish):
+                finish = ev
+        return text, calls, finish
 
     def execute(self, calls: list[ToolCall]) -> None:
         for call in calls:

@@ -86,6 +86,9 @@ class TerminalUI:
             self.console.print(Text("● ", style="cyan") + Text(call_line(ev), style="bold"))
         elif kind == "tool_result":
             self.show_result(ev)
+        elif kind == "compact":
+            self.console.print(Text(f"(the conversation is too long for the model: showing it "
+                                    f"a compacted view, level {ev['level']})", style="dim"))
         elif kind == "todos":
             self.console.print(Text(render_todos(ev["todos"]), style="magenta"))
         elif kind == "result" and ev["is_error"]:
@@ -231,6 +234,7 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
         agent.session = Session.create(sessions_dir(root))
         agent.toolbox.read_state.clear()
         agent.toolbox.todos = []
+        agent.compact_level = 0
         out.print(f"new session {agent.session.id}")
     elif cmd == "/resume":
         if not arg:
