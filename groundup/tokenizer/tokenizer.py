@@ -153,6 +153,8 @@ class Tokenizer:
         set of their strings); otherwise they are encoded as the ordinary text they are."""
         allowed = self._allowed(allowed_special)
         if self.fast:
+            if not allowed:           # skips tiktoken's search for special tokens
+                return self._tiktoken().encode_ordinary(text)
             return self._tiktoken().encode(text, allowed_special=allowed, disallowed_special=())
         return self.encode_reference(text, allowed)
 
@@ -160,6 +162,8 @@ class Tokenizer:
                      num_threads: int = 8) -> list[list[int]]:
         allowed = self._allowed(allowed_special)
         if self.fast:
+            if not allowed:
+                return self._tiktoken().encode_ordinary_batch(texts, num_threads=num_threads)
             return self._tiktoken().encode_batch(texts, num_threads=num_threads,
                                                  allowed_special=allowed, disallowed_special=())
         return [self.encode_reference(t, allowed) for t in texts]

@@ -16,8 +16,9 @@ The algorithm (the one that makes HF's BpeTrainer and rustbpe fast), in four ste
 Design choices:
 - Ids 0..255 are the raw bytes; merge i creates id 256+i. The ordinary ids are therefore
   exactly tiktoken's `mergeable_ranks`, and the 32 special tokens take the last ids.
-- Deterministic: ties on count go to the smallest pair (left id, then right id); word order is
-  the order chunks first appear in the (sorted) corpus.
+- Deterministic, and the same as HF's BpeTrainer merge for merge: ties on count go to the
+  smallest pair of ids, with the bytes numbered as HF numbers them (sorted by their GPT-2
+  printable character) during training. Tests check the merge lists are identical.
 - If a merge produces bytes that already are a token (two words reached "abc" as ab+c and as
   a+bc), the existing id is reused and no new id is spent, as HF's trainer does: every token's
   bytes stay unique, which tiktoken requires.
@@ -35,6 +36,7 @@ import regex
 
 from groundup.errors import UserError
 from groundup.tokenizer.corpus import iter_texts
+from groundup.tokenizer.formats import bytes_to_unicode
 from groundup.tokenizer.special import SPECIAL_TOKENS
 from groundup.tokenizer.tokenizer import GPT4_PATTERN, Tokenizer
 
@@ -53,12 +55,24 @@ def count_chunks(texts: Iterable[str], pattern: str, progress=None) -> Counter:
     return counts
 
 
-def learn_merges(chunk_counts: dict[str, int], n_merges: int, progress=None
+def hf_byte_order() -> list[int]:
+    """The 256 bytes in the order HF's BpeTrainer numbers them: by their GPT-2 character."""
+    m = bytes_to_unicode()
+    return sorted(range(256), key=lambda b: m[b])
+
+
+def learn_merges(chunk_counts: dict[str, int], n_tokens: int, progress=None
                  ) -> tuple[list[bytes], list[tuple[int, int, int]]]:
-    """Run BPE on counted chunks. Returns (token bytes by id, [(left, right, new_id), ...])."""
-    vocab = [bytes([i]) for i in range(256)]
+    """Run BPE on counted chunks until there are `n_tokens` tokens (or no pair is left).
+
+    Internally the bytes are numbered in HF's order (`hf_byte_order`), so that "smallest pair
+    wins a tie" means what it means in HF's BpeTrainer. Returns (token bytes by internal id,
+    [(left, right, new) internal ids, ...]); ids >= 256 are in creation order."""
+    order = hf_byte_order()
+    vocab = [bytes([b]) for b in order]
     index = {b: i for i, b in enumerate(vocab)}
-    words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
+    to_id = [index[bytes([b])] for b in range(256)]
+    words = [[to_id[x] for x in chunk.encode("utf-8")] for chunk in chunk_counts]
     counts = list(chunk_counts.values())
 
     # pair counts and the words that (may) hold each pair; `where` is never pruned: a word
@@ -78,7 +92,7 @@ def learn_merges(chunk_counts: dict[str, int], n_merges: int, progress=None
     heapq.heapify(heap)
 
     merges: list[tuple[int, int, int]] = []
-    while len(merges) < n_merges and heap:
+    while len(vocab) < n_tokens and heap:
         neg, key = heapq.heappop(heap)
         current = pc.get(key, 0)
         if current != -neg:            # stale entry: counts only fell since it was pushed
@@ -135,7 +149,7 @@ def learn_merges(chunk_counts: dict[str, int], n_merges: int, progress=None
             if c > 0:
                 heapq.heappush(heap, (-c, k))
         if progress is not None:
-            progress(len(merges))
+            progress(len(vocab) - 256)
     return vocab, merges
 
 
@@ -204,12 +218,14 @@ def train_tokenizer(paths_or_texts, vocab_size: int = 8192, pattern: str | None 
                 tick(done["chars"])
         chunk_counts = count_chunks(texts, pattern, on_text)
         del texts
-        vocab, merges = learn_merges(chunk_counts, n_merges,
+        vocab, merges = learn_merges(chunk_counts, 256 + n_merges,
                                      bar.task("merging", n_merges, every=64))
     if len(vocab) < 256 + n_merges and progress:
         print(f"note: the corpus ran out of pairs to merge after {len(vocab) - 256} merges; "
               f"vocab size is {len(vocab) + n_special}, not {vocab_size}", file=sys.stderr)
-    ranks = {b: i for i, b in enumerate(vocab)}
+    # tiktoken's layout: byte b is id b, then the merged tokens in the order they were made
+    ranks = {bytes([b]): b for b in range(256)}
+    ranks.update({b: i for i, b in enumerate(vocab) if i >= 256})
     specials = {s: len(vocab) + i for i, s in enumerate(SPECIAL_TOKENS)}
     return Tokenizer.from_ranks(ranks, pattern=pattern, special_tokens=specials,
                                 merges=[(vocab[a], vocab[b]) for a, b, _ in merges])

@@ -1,6 +1,7 @@
 """Training: the incremental heap trainer equals a naive recount-every-merge BPE, and is
 deterministic; bad input is refused with one clear line."""
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -9,16 +10,17 @@ import pytest
 from groundup.errors import UserError
 from groundup.tokenizer import GPT4_PATTERN, SPECIAL_TOKENS, train_tokenizer
 from groundup.tokenizer.corpus import default_corpus_files, iter_texts
-from groundup.tokenizer.train import count_chunks, learn_merges
+from groundup.tokenizer.train import count_chunks, hf_byte_order, learn_merges
 
 
-def naive_bpe(chunk_counts: dict[str, int], n_merges: int):
-    """Textbook BPE: recount every pair before every merge (slow, obviously right)."""
-    vocab = [bytes([i]) for i in range(256)]
+def naive_bpe(chunk_counts: dict[str, int], n_tokens: int):
+    """Textbook BPE: recount every pair before every merge (slow, obviously right).
+    Bytes are numbered in HF's order, as learn_merges does, so ties break the same way."""
+    vocab = [bytes([b]) for b in hf_byte_order()]
     index = {b: i for i, b in enumerate(vocab)}
-    words = [(list(c.encode()), n) for c, n in chunk_counts.items()]
+    words = [([index[bytes([x])] for x in c.encode()], n) for c, n in chunk_counts.items()]
     merges = []
-    for _ in range(n_merges):
+    while len(vocab) < n_tokens:
         pairs: Counter = Counter()
         for w, n in words:
             for p in zip(w, w[1:]):
@@ -42,19 +44,39 @@ def naive_bpe(chunk_counts: dict[str, int], n_merges: int):
 
 
 def test_incremental_trainer_equals_naive_bpe():
-    files = default_corpus_files()[:12]
+    files = default_corpus_files()[:6]
     texts = list(iter_texts(files)) + ["aaaa aaaaa abab ababab " * 5, "xyz" * 50]
     counts = count_chunks(texts, GPT4_PATTERN)
-    vocab, merges = learn_merges(counts, 400)
-    want_vocab, want_merges = naive_bpe(counts, 400)
+    vocab, merges = learn_merges(counts, 600)
+    want_vocab, want_merges = naive_bpe(counts, 600)
     assert merges == want_merges
     assert vocab == want_vocab
+
+
+@pytest.mark.parametrize("n_files, vocab_size", [(3, 600), (40, 2000)])
+def test_same_merges_as_hf_bpe_trainer(n_files, vocab_size):
+    """HF's BpeTrainer (Rust) with the same split learns the same tokens in the same order."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from groundup.tokenizer.formats import from_bytelevel
+    texts = list(iter_texts(default_corpus_files()[:n_files]))
+    hf = Tokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(GPT4_PATTERN), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    hf.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size - len(SPECIAL_TOKENS), show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    hf_merges = [from_bytelevel(a) + from_bytelevel(b)
+                 for a, b in json.loads(hf.to_str())["model"]["merges"]]
+    ours = train_tokenizer(texts, vocab_size=vocab_size, progress=False)
+    assert sorted(ours.vocab, key=ours.vocab.get)[256:] == hf_merges
+    assert ours.vocab_size == vocab_size
 
 
 def test_repeated_symbols_and_overlaps():
     # 'aaaa' holds the pair (a, a) at overlapping positions: merged left to right
     counts = {"aaaa": 3, "aaa": 2, "abab": 1}
-    assert learn_merges(counts, 10) == naive_bpe(counts, 10)
+    assert learn_merges(counts, 266) == naive_bpe(counts, 266)
 
 
 def test_training_is_deterministic_and_ids_layout():
