@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--tokenizer", default=None, help="tokenizer directory (default: train one)")
     b.add_argument("--vocab-size", type=int, default=4096, help="vocabulary of the trained tokenizer")
     b.add_argument("--depth", type=int, default=4, help="model size dial: depth layers of width 64*depth")
+    b.add_argument("--context-len", type=int, default=None,
+                   help="the model's context window (default: --seq-len); set it to the SFT length "
+                        "if fine-tuning will use longer sequences")
     b.add_argument("--val-fraction", type=float, default=0.02, help="documents held out for validation")
     _loop_args(b)
     s = sub.add_parser("sft", help="fine-tune a model on chat conversations (loss on assistant tokens)",
@@ -173,7 +176,8 @@ def run(args) -> int:
     if args.verb == "base":
         from groundup.train.trainer import TrainConfig, pretrain
         cfg = TrainConfig(data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer,
-                          vocab_size=args.vocab_size, depth=args.depth, **_common(args))
+                          vocab_size=args.vocab_size, depth=args.depth,
+                          context_len=args.context_len, **_common(args))
         out = pretrain(cfg)
     else:
         from groundup.tokenizer import load_tokenizer

@@ -88,6 +88,8 @@ class TrainConfig(LoopConfig):
     tokenizer: str | None = None    # tokenizer directory (None: train one, kept in OUT)
     vocab_size: int = 4096          # for the tokenizer trained when none is given
     depth: int = 4                  # the model dial: width 64*depth, depth layers
+    context_len: int | None = None  # the model's context (max_seq_len); None: seq_len. Set it to
+                                    # the fine-tuning length when SFT will use longer rows
     val_fraction: float = 0.02
     sample_prompt: str = "def "
 
@@ -105,7 +107,7 @@ class SFTConfig(LoopConfig):
 
 # fields a resumed run must share with the run it continues
 COMPATIBLE = {"pretrain": ("depth", "vocab_size", "tokenizer", "data", "seq_len", "batch_size", "seed",
-                           "val_fraction"),
+                           "val_fraction", "context_len"),
               "sft": ("init", "data", "seq_len", "batch_size", "seed", "val_fraction")}
 
 
@@ -195,6 +197,12 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def loss_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy (nats) over the targets that count: y == IGNORE carries no loss."""
+    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE,  # (B*T, V)
+                           reduction="sum")
+
 
 def _autocast(cfg: LoopConfig, device: torch.device):
     dtype = cfg.dtype
@@ -308,7 +316,8 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
     """Run (or resume) the optimisation until cfg.steps; returns the last metrics."""
     if cfg.seq_len > model.config.max_seq_len:
         raise UserError(f"--seq-len {cfg.seq_len} is above the model's context of "
-                        f"{model.config.max_seq_len} tokens -- use --seq-len <= {model.config.max_seq_len}")
+                        f"{model.config.max_seq_len} tokens -- use --seq-len <= {model.config.max_seq_len} "
+                        "(or pretrain with --context-len >= the fine-tuning length)")
     micro = cfg.micro_batch or max(1, cfg.batch_size // d.world)
     if cfg.batch_size % (micro * d.world):
         raise UserError(f"--batch-size {cfg.batch_size} is not a multiple of micro-batch {micro} x "
@@ -339,7 +348,6 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
     if d.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
         fwd = DDP(fwd, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    V = model.config.vocab_size
     n_params = model.num_params(exclude_embeddings=True)
     flops_per_token = 6 * n_params + 12 * model.config.n_layers * model.config.dim * cfg.seq_len
     peak_flops = _peak_flops(d.device)
@@ -392,8 +400,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
             with (contextlib.nullcontext() if sync else fwd.no_sync()):
                 with _autocast(cfg, d.device):
                     logits = fwd(x)                                            # (B, T, V)
-                loss = F.cross_entropy(logits.float().view(-1, V), y.view(-1), ignore_index=IGNORE,
-                                       reduction="sum")
+                loss = loss_sum(logits, y)
                 (loss * (d.world / n_tgt)).backward()    # DDP averages over ranks: undo that
             loss_sum += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -479,7 +486,7 @@ def pretrain(cfg: TrainConfig) -> Path:
         if d.main:
             prepare_data(paths, tok, data_dir, cfg.val_fraction, cfg.seed, progress=not cfg.quiet)
         d.barrier()
-        mcfg = ModelConfig.from_depth(cfg.depth, tok.vocab_size, max_seq_len=cfg.seq_len,
+        mcfg = ModelConfig.from_depth(cfg.depth, tok.vocab_size, max_seq_len=cfg.context_len or cfg.seq_len,
                                       bos_token_id=tok.bos_id, eos_token_id=tok.eos_id)
         torch.manual_seed(cfg.seed)
         model = Transformer(mcfg)

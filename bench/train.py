@@ -1,0 +1,107 @@
+"""Training throughput: groundup's Transformer vs transformers' LlamaForCausalLM, same everything.
+
+Both models get the same config (derived from --depth), batch, sequence length, dtype, the same
+loss (cross-entropy on float32 logits) and the same optimizer (groundup's fused AdamW), and run
+the same number of timed steps (forward + backward + clip + step) after warm-up steps, in
+alternating rounds so that a noisy neighbour on a shared machine hits both alike. Prints
+tokens/s of each and the ratio groundup / transformers, for float32 and bf16 autocast, and for
+groundup under torch.compile (--compile; compile time is excluded and reported apart).
+
+    python bench/train.py [--depth 4] [--batch 8] [--seq 256] [--vocab 4096] [--steps 6] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from groundup.model import ModelConfig, Transformer
+from groundup.train.optim import make_optimizer
+
+
+def hf_model(cfg: ModelConfig):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    hc = LlamaConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.dim, intermediate_size=cfg.ffn_dim,
+                     num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
+                     num_key_value_heads=cfg.n_kv_heads, head_dim=cfg.head_dim,
+                     max_position_embeddings=cfg.max_seq_len, rms_norm_eps=cfg.norm_eps,
+                     rope_theta=cfg.rope_theta, tie_word_embeddings=False, attention_bias=False)
+    return LlamaForCausalLM(hc).train()
+
+
+def make_step(model, hf: bool, dtype: str):
+    opt = make_optimizer(model, 1e-3)
+    ac = (torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext)
+
+    def step(x, y):
+        with (ac if dtype == "bf16" else contextlib.nullcontext()):
+            logits = model(input_ids=x).logits if hf else model(x)         # (B, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+    return step
+
+
+def timed(step, x, y, n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step(x, y)
+    return n * x.numel() / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--vocab", type=int, default=4096)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = ap.parse_args()
+    cfg = ModelConfig.from_depth(a.depth, a.vocab, max_seq_len=a.seq)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
+    y = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
+    print(f"depth {a.depth} ({cfg.dim} wide, {cfg.n_layers} layers), vocab {a.vocab}, batch {a.batch} x "
+          f"seq {a.seq}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {a.device}")
+    x, y = x.to(a.device), y.to(a.device)
+    for dtype in a.dtypes.split(","):
+        torch.manual_seed(0)
+        ours = Transformer(cfg).to(a.device)
+        ours.init_weights()
+        theirs = hf_model(cfg).to(a.device)
+        variants = {"groundup": make_step(ours, False, dtype), "transformers": make_step(theirs, True, dtype)}
+        if a.compile:
+            torch.manual_seed(0)
+            comp = Transformer(cfg).to(a.device)
+            comp.init_weights()
+            t0 = time.perf_counter()
+            variants["groundup+compile"] = make_step(torch.compile(comp), False, dtype)
+            variants["groundup+compile"](x, y)
+            print(f"  [{dtype}] torch.compile took {time.perf_counter() - t0:.1f}s (first step)")
+        for s in variants.values():   # warm-up: allocator, kernels, optimizer state
+            s(x, y)
+            s(x, y)
+        rates: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(a.rounds):
+            for k, s in variants.items():
+                rates[k].append(timed(s, x, y, a.steps))
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        for k, v in med.items():
+            print(f"  [{dtype}] {k:18s} {v:9.0f} tok/s   ratio vs transformers {v / med['transformers']:.2f}x")
+    print("(ratio > 1: groundup trains faster than transformers on the same config)")
+
+
+if __name__ == "__main__":
+    main()
