@@ -246,6 +246,7 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
             agent.messages = sess.load()
             agent.session = sess
             agent.toolbox.read_state.clear()
+            agent.compact_level = 0
             out.print(f"resumed {sess.id}: {len(agent.messages)} messages")
     else:
         out.print(f"unknown command {cmd}; /help lists them")
