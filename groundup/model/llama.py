@@ -71,8 +71,9 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)   # (B, H, T, D)
-        q = apply_rope(q, cos, sin).to(v.dtype)   # .to: under autocast v may be bf16, cos fp32
-        k = apply_rope(k, cos, sin).to(v.dtype)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if q.dtype != v.dtype:           # under autocast v may be bf16 while cos/sin are fp32
+            q, k = q.to(v.dtype), k.to(v.dtype)
 
         if kv is None:                                      # training / plain forward
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.group > 1)
