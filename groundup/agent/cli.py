@@ -191,8 +191,16 @@ def run(args: argparse.Namespace) -> int:
     return headless(args, root, s, model, task)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwinds like Ctrl-C (so running commands are killed), but ends the session."""
+
+
+TERMINATED = {"flag": False}     # set once SIGTERM arrived; the interactive loop then ends
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    TERMINATED["flag"] = True
+    raise Terminated
 
 
 def headless(args: argparse.Namespace, root: Path, s: Settings, model: Any, task: str) -> int:

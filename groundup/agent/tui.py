@@ -42,7 +42,7 @@ from rich.markdown import Markdown
 from rich.syntax import Syntax
 from rich.text import Text
 
-from groundup.agent.cli import build_agent, prepare_workspace, sessions_dir
+from groundup.agent.cli import TERMINATED, Terminated, build_agent, prepare_workspace, sessions_dir
 from groundup.agent.permissions import MODES
 from groundup.agent.session import Session
 from groundup.agent.settings import Settings
@@ -179,6 +179,8 @@ def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -
     while True:
         try:
             text = prompt_session.prompt("> ")
+        except Terminated:
+            break
         except KeyboardInterrupt:
             continue                       # Ctrl-C at the prompt clears the line
         except EOFError:
@@ -193,8 +195,13 @@ def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -
             except UserError as e:
                 console.print(Text(f"error: {e}", style="red"))
             continue
-        res = agent.run(text)
+        try:
+            res = agent.run(text)
+        except Terminated:                 # SIGTERM outside the loop's own handler
+            break
         ui.end_text()
+        if TERMINATED["flag"]:
+            break
         if res.stop_reason == "interrupted":
             console.print(Text("interrupted; the session goes on", style="yellow"))
     console.print(Text(f"session saved: {agent.session.id} (groundup --resume {agent.session.id})",

@@ -85,3 +85,28 @@ def test_interactive_session_in_a_terminal(tmp_path):
         ["the tests fail, fix them", "run the slow thing", "are you there?"]
     assert any("interrupted" in m["content"] for m in msgs if m["role"] == "tool")
     assert (repo / ".groundup" / "history").is_file()
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_ends_the_session_and_kills_the_command(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    model = script(tmp_path / "t.jsonl", [turn(call("bash", command="echo $$ > p.pid; sleep 60"))])
+    child = pexpect.spawn(GROUNDUP[0], GROUNDUP[1:] + ["--model", model, "--permission-mode", "yolo"],
+                          cwd=str(repo), env=dict(cli_env(tmp_path), TERM="xterm-256color",
+                                                  PROMPT_TOOLKIT_NO_CPR="1"),
+                          encoding="utf-8", timeout=30, dimensions=(50, 140))
+    try:
+        child.expect_exact(">")
+        child.sendline("wait")
+        pidfile = repo / "p.pid"
+        deadline = time.monotonic() + 20
+        while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = int(pidfile.read_text())
+        child.kill(15)                                       # SIGTERM
+        child.expect("session saved")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    time.sleep(0.2)
+    assert not alive(pid)
