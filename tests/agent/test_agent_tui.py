@@ -110,3 +110,44 @@ def test_sigterm_ends_the_session_and_kills_the_command(tmp_path):
         child.close(force=True)
     time.sleep(0.2)
     assert not alive(pid)
+
+
+@pytest.mark.timeout(60)
+def test_paste_history_and_slash_commands(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    model = script(tmp_path / "p.jsonl", [{"content": "Got your two lines."},
+                                          {"content": "A fresh start."}])
+    other = script(tmp_path / "other.jsonl", [])
+    child = pexpect.spawn(GROUNDUP[0], GROUNDUP[1:] + ["--model", model], cwd=str(repo),
+                          env=dict(cli_env(tmp_path), TERM="xterm-256color",
+                                   PROMPT_TOOLKIT_NO_CPR="1"),
+                          encoding="utf-8", timeout=30, dimensions=(50, 140))
+    try:
+        child.expect_exact(">")
+        # a bracketed paste of two lines stays one message; Enter then sends it
+        child.send("\x1b[200~first line\nsecond line\x1b[201~")
+        child.send("\r")
+        child.expect("Got your two lines.")
+        child.expect_exact(">")
+        child.sendline("/help")
+        child.expect("/resume")
+        child.expect_exact(">")
+        child.sendline("/mode plan")
+        child.expect("permission mode: plan")
+        child.sendline("/model " + other)
+        child.expect("model: " + other.replace(".", r"\."))
+        child.sendline("/clear")
+        child.expect("new session")
+        child.sendline("/model " + model)
+        child.sendline("/resume")
+        child.expect("first line second line")                # the listing shows the old one
+        child.sendline("/nonsense")
+        child.expect("unknown command")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    sessions = Session.list(repo / ".groundup" / "sessions")
+    first = [m for m in sessions[0].load() if m["role"] == "user"]
+    assert first == [{"role": "user", "content": "first line\nsecond line"}]
+    assert "first line" in (repo / ".groundup" / "history").read_text()
