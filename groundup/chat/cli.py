@@ -45,7 +45,11 @@ def open_model(args: argparse.Namespace):
                             "config.json (or a spec such as openai:gpt-4o-mini)")
         return load_model(spec, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                           seed=args.seed, max_tokens=args.max_tokens)
-    return load_model(spec, base_url=args.base_url, temperature=args.temperature)
+    model = load_model(spec, base_url=args.base_url, temperature=args.temperature)
+    check = getattr(model, "check", None)    # fail now, in one line, if the endpoint is wrong
+    if callable(check):
+        check()
+    return model
 
 
 def run(args: argparse.Namespace) -> int:
