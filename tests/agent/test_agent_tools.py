@@ -57,6 +57,8 @@ def test_malformed_and_unknown_calls_are_tool_errors(tmp_path):
     assert r.is_error and "path" in r.content
     r = ex(tb, "read_file", path="a.py", offset="x")
     assert r.is_error and "integer" in r.content
+    r = ex(tb, "read_file", path="a.py", offset=1.5)
+    assert r.is_error and "integer" in r.content
 
 
 def test_edit_must_match_once_unless_replace_all(tmp_path):
