@@ -393,7 +393,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
         set_lr(opt, lr)
         batches = loader.next_step()
         n_tgt = d.sum(sum((y != IGNORE).sum() for _, y in batches).to(d.device)).clamp(min=1)
-        loss_sum = torch.zeros((), device=d.device)
+        step_loss = torch.zeros((), device=d.device)
         for i, (x, y) in enumerate(batches):
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             sync = d.world == 1 or i == len(batches) - 1
@@ -402,12 +402,12 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
                     logits = fwd(x)                                            # (B, T, V)
                 loss = loss_sum(logits, y)
                 (loss * (d.world / n_tgt)).backward()    # DDP averages over ranks: undo that
-            loss_sum += loss.detach()
+            step_loss += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        loss_val = float(d.sum(loss_sum) / n_tgt)
+        loss_val = float(d.sum(step_loss) / n_tgt)
         if not math.isfinite(loss_val):
             raise RuntimeError(f"loss is {loss_val} at step {step}: lower --lr or check the data")
         dt = time.perf_counter() - t0

@@ -1,0 +1,96 @@
+"""Real runs in real subprocesses: exact resume after SIGKILL, torchrun (gloo) == one process."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from groundup.io import read_jsonl
+from groundup.train.checkpoint import list_checkpoints
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}   # same thread count everywhere: same float sums
+
+
+def cli_args(corpus_dir, tok_dir, out, steps, *extra):
+    return [sys.executable, "-m", "groundup.train", "base", "--data", str(corpus_dir),
+            "--tokenizer", str(tok_dir), "--depth", "1", "--seq-len", "32", "--batch-size", "4",
+            "--steps", str(steps), "--eval-every", "10", "--eval-tokens", "256", "--seed", "7",
+            "--out", str(out), "--dtype", "float32", "--device", "cpu", *extra]
+
+
+def losses(run_dir):
+    return {r["step"]: r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
+
+
+def test_resume_after_sigkill_is_exact(corpus_dir, tok_dir, tmp_path):
+    steps = 30
+    ref = tmp_path / "ref"
+    subprocess.run(cli_args(corpus_dir, tok_dir, ref, steps, "--save-every", "1", "--quiet"),
+                   env=ENV, check=True, timeout=300)
+    expected = losses(ref)
+    assert sorted(expected) == list(range(1, steps + 1))
+
+    run = tmp_path / "killed"
+    p = subprocess.Popen(cli_args(corpus_dir, tok_dir, run, steps, "--save-every", "1", "--quiet"),
+                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:
+        cks = list_checkpoints(run / "checkpoints")
+        if cks and cks[0][0] >= 5:
+            p.send_signal(signal.SIGKILL)   # mid-run: possibly in the middle of a checkpoint write
+            break
+        time.sleep(0.01)
+    assert p.wait(timeout=60) == -signal.SIGKILL
+    killed_at = max(losses(run))
+    assert killed_at < steps
+
+    r = subprocess.run(cli_args(corpus_dir, tok_dir, run, steps, "--save-every", "1", "--resume"),
+                       env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    resumed_from = int(r.stderr.split("from step ")[1].split()[0])
+    assert 5 <= resumed_from < steps
+    got = losses(run)
+    assert sorted(got) == list(range(1, steps + 1))          # each step once: the tail was trimmed
+    assert got == expected                                   # bit-for-bit the same losses
+    assert (run / "model.safetensors").exists() and (run / "tokenizer.json").exists()
+    # the finished run is detected, not retrained
+    r = subprocess.run(cli_args(corpus_dir, tok_dir, run, steps, "--resume"), env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "nothing to do" in r.stderr
+
+
+def test_truncated_latest_checkpoint_falls_back_on_resume(corpus_dir, tok_dir, tmp_path):
+    run = tmp_path / "run"
+    base = cli_args(corpus_dir, tok_dir, run, 6, "--save-every", "3", "--quiet")
+    subprocess.run(base, env=ENV, check=True, timeout=300)
+    expected = losses(run)
+    # pretend it stopped after step 6's checkpoint, which then got truncated on disk
+    (run / "train_state.json").unlink()
+    last = run / "checkpoints" / "step_000006.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    r = subprocess.run(cli_args(corpus_dir, tok_dir, run, 6, "--save-every", "3", "--resume"),
+                       env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "step_000006.pt is unusable" in r.stderr and "truncated" in r.stderr
+    assert "resuming" in r.stderr and "from step 3" in r.stderr
+    assert losses(run) == expected
+
+
+def test_torchrun_two_gloo_processes_match_one_process(corpus_dir, tok_dir, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    extra = ("--batch-size", "8", "--save-every", "5", "--quiet")
+    subprocess.run(cli_args(corpus_dir, tok_dir, one, 5, *extra), env=ENV, check=True, timeout=300)
+    r = subprocess.run(cli_args(corpus_dir, tok_dir, two, 5, *extra, "--nproc", "2"), env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = losses(one), losses(two)
+    assert sorted(a) == sorted(b) == [1, 2, 3, 4, 5]          # rank 0 alone wrote the metrics
+    for s in a:
+        assert b[s] == pytest.approx(a[s], rel=1e-5, abs=1e-5)
+    assert a[5] < a[1]
+    val = [r for r in read_jsonl(two / "metrics.jsonl") if "val_loss" in r]
+    val1 = [r for r in read_jsonl(one / "metrics.jsonl") if "val_loss" in r]
+    assert [v["val_loss"] for v in val] == pytest.approx([v["val_loss"] for v in val1], rel=1e-5)
