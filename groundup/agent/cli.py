@@ -206,9 +206,15 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def headless(args: argparse.Namespace, root: Path, s: Settings, model: Any, task: str) -> int:
     fmt = args.output_format
 
+    progress = fmt == "text" and sys.stderr.isatty()
+
     def on_event(event: dict[str, Any]) -> None:
         if fmt == "stream-json" and event["type"] != "text":
             print(json.dumps(event, ensure_ascii=False), flush=True)
+        elif progress and event["type"] == "tool_call":
+            # a person watching a text-mode run sees what the agent does, on stderr
+            args = json.dumps(event["arguments"], ensure_ascii=False)
+            print(f"● {event['name']} {args[:100]}", file=sys.stderr, flush=True)
 
     agent = build_agent(args, root, s, model, approver=None, on_event=on_event)
     if fmt == "stream-json":
