@@ -22,36 +22,51 @@ SAY = "Let me look.\n"
 CALL = '<tool_call>\n{"name": "run", "arguments": {"command": "ls -la"}}\n</tool_call>'
 
 
-def qwen_template():
+LLAMA_CALL = '{"name": "run", "parameters": {"command": "ls -la"}}'
+
+
+def template_source(name):
+    """A template written out in tests/chat/test_chat_template.py (QWEN_STYLE, LLAMA_STYLE)."""
     src = TEMPLATE.read_text()
-    start = src.index('QWEN_STYLE = r"""') + len('QWEN_STYLE = r"""')
+    start = src.index(f'{name} = r"""') + len(f'{name} = r"""')
     return src[start:src.index('"""', start)]
 
 
-def make_hf_tokenizer():
+def make_hf_tokenizer(style="qwen"):
+    specials = (["<|endoftext|>", "<|im_start|>", "<|im_end|>"] if style == "qwen" else
+                ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+                 "<|eom_id|>", "<|python_tag|>"])
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(["You are a helpful assistant. Run the tests, read the file.\n" * 50], trainer)
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    # two ordinary (non-special) added tokens, so a scripted model can say a sentence and a
-    # whole Hermes tool call in one token each
-    hf.add_tokens([SAY, CALL])
-    hf.chat_template = qwen_template()
+    if style == "qwen":
+        hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+        hf.chat_template = template_source("QWEN_STYLE")
+        # ordinary (non-special) added tokens, so a scripted model can say a sentence and a
+        # whole Hermes tool call in one token each
+        hf.add_tokens([SAY, CALL])
+    else:
+        hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>")
+        hf.chat_template = template_source("LLAMA_STYLE")
+        hf.add_tokens([LLAMA_CALL])
     return hf
 
 
-def scripted_qwen2(tmp_path, hf_tok, prompt_ids):
-    """A random-weight Qwen2 whose layers add nothing to the residual stream (o_proj and
-    down_proj zeroed), so the next token depends only on the current one; its lm_head is then
-    set so that: last prompt token -> SAY -> CALL -> <|im_end|>."""
-    cfg = Qwen2Config(vocab_size=len(hf_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=False, eos_token_id=hf_tok.convert_tokens_to_ids("<|im_end|>"))
+def scripted_model(tmp_path, hf_tok, chain, arch="qwen2"):
+    """A random-weight Qwen2 (or Llama) whose layers add nothing to the residual stream
+    (o_proj and down_proj zeroed), so the next token depends only on the current one; its
+    lm_head is then set to follow `chain`: [(token, next token), ...]."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    config_cls, model_cls = (Qwen2Config, Qwen2ForCausalLM) if arch == "qwen2" else (LlamaConfig, LlamaForCausalLM)
+    cfg = config_cls(vocab_size=len(hf_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                     tie_word_embeddings=False, eos_token_id=hf_tok.convert_tokens_to_ids(hf_tok.eos_token),
+                     bos_token_id=hf_tok.bos_token_id)
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(cfg).eval()
+    model = model_cls(cfg).eval()
     with torch.no_grad():
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
@@ -59,13 +74,19 @@ def scripted_qwen2(tmp_path, hf_tok, prompt_ids):
         emb = model.model.embed_tokens.weight
         normed = emb / emb.pow(2).mean(-1, keepdim=True).add(cfg.rms_norm_eps).sqrt()
         head = torch.zeros_like(model.lm_head.weight)
-        say, call = hf_tok.convert_tokens_to_ids([SAY, CALL])
-        for src, dst in [(prompt_ids[-1], say), (say, call), (call, cfg.eos_token_id)]:
+        for src, dst in chain:
             head[dst] = normed[src] * 10
         model.lm_head.weight.copy_(head)
     model.save_pretrained(tmp_path)
     hf_tok.save_pretrained(tmp_path)
     return model
+
+
+def scripted_qwen2(tmp_path, hf_tok, prompt_ids):
+    """last prompt token -> SAY -> CALL -> <|im_end|>"""
+    say, call = hf_tok.convert_tokens_to_ids([SAY, CALL])
+    return scripted_model(tmp_path, hf_tok, [(prompt_ids[-1], say), (say, call),
+                                             (call, hf_tok.convert_tokens_to_ids("<|im_end|>"))])
 
 
 def test_hf_qwen2_directory_end_to_end(tmp_path):
@@ -93,6 +114,25 @@ def test_hf_qwen2_directory_end_to_end(tmp_path):
     ref_text, ref_calls = parse_hermes(hf_text, TOOLS)
     assert ref_text == SAY and [(c.name, c.arguments) for c in ref_calls] == [("run", {"command": "ls -la"})]
     assert events[2].usage.completion_tokens == len(out)
+
+
+def test_hf_llama_directory_uses_the_json_call_form(tmp_path):
+    hf_tok = make_hf_tokenizer("llama")
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "list the files"}]
+    text = hf_tok.apply_chat_template(msgs, tools=[{"type": "function", "function": TOOLS[0]}], tokenize=False,
+                                      add_generation_prompt=True)
+    hf_ids = hf_tok(text, add_special_tokens=False)["input_ids"]
+    assert hf_ids[0] == hf_tok.bos_token_id
+    call = hf_tok.convert_tokens_to_ids(LLAMA_CALL)
+    scripted_model(tmp_path, hf_tok, [(hf_ids[-1], call), (call, hf_tok.convert_tokens_to_ids("<|eot_id|>"))],
+                   arch="llama")
+    m = load_model(f"local:{tmp_path}")
+    assert m.template.tool_format == "llama3"
+    assert m.prompt_ids(msgs, TOOLS) == hf_ids       # one BOS, from the template, as transformers
+    events = list(m.stream(msgs, TOOLS, max_tokens=8))
+    assert [type(e) for e in events] == [ToolCallEvent, Finish]
+    assert (events[0].call.name, events[0].call.arguments, events[0].call.error) == ("run", {"command": "ls -la"}, None)
+    assert events[1].reason == "tool_calls"
 
 
 def test_our_own_model_directory_uses_our_chat_format(tmp_path):
