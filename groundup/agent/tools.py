@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from groundup.agent import search, shell
-from groundup.agent.permissions import (ConfinementError, EDIT_TOOLS, Permissions, confine)
+from groundup.agent.permissions import ConfinementError, Permissions, confine
 from groundup.chat.types import ToolCall
 from groundup.io import atomic_write_bytes
 
@@ -391,7 +391,3 @@ def render_todos(todos: list[dict[str, str]]) -> str:
         return "(todo list cleared)"
     mark = {"pending": "[ ]", "in_progress": "[~]", "completed": "[x]"}
     return "\n".join(f"{mark[t['status']]} {t['content']}" for t in todos)
-
-
-def is_edit(name: str) -> bool:
-    return name in EDIT_TOOLS

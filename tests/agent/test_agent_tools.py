@@ -2,7 +2,6 @@
 
 import os
 import stat
-import subprocess
 import time
 from pathlib import Path
 

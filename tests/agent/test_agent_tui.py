@@ -1,6 +1,5 @@
 """The interactive mode tried as a new user would, in a pseudo-terminal (pexpect)."""
 
-import os
 import time
 
 import pexpect
