@@ -466,6 +466,9 @@ def pretrain(cfg: TrainConfig) -> Path:
     from groundup.model import ModelConfig, Transformer
     from groundup.tokenizer import default_corpus_files, load_tokenizer, train_tokenizer
 
+    if cfg.context_len is not None and cfg.seq_len > cfg.context_len:
+        raise UserError(f"--seq-len {cfg.seq_len} is above --context-len {cfg.context_len} -- "
+                        "the model cannot attend further than its context")
     d, run, status = _start(cfg, "pretrain")
     try:
         if status == "finished":
@@ -531,6 +534,11 @@ def sft(cfg: SFTConfig, examples: Iterable[tuple[Sequence[int], Sequence[int]]] 
                         "directory or a model directory")
     if examples is None and (not cfg.data or not Path(cfg.data).exists()):
         raise UserError(f"fine-tuning data {cfg.data!r} does not exist")
+    from groundup.model import ModelConfig
+    context = ModelConfig.from_json_file(Path(cfg.init) / "config.json").max_seq_len
+    if cfg.seq_len > context:   # checked before anything is written
+        raise UserError(f"--seq-len {cfg.seq_len} is above the context of {cfg.init} ({context} tokens) "
+                        f"-- use --seq-len <= {context}, or pretrain with --context-len {cfg.seq_len}")
     d, run, status = _start(cfg, "sft")
     try:
         if status == "finished":

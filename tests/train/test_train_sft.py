@@ -1,0 +1,122 @@
+"""The library API in-process: pretrain -> sft, loss only on assistant tokens, bad input refused."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from groundup.chat.format import render_conversation
+from groundup.errors import UserError
+from groundup.io import read_jsonl
+from groundup.model import load_model
+from groundup.tokenizer import load_tokenizer
+from groundup.train.data import IGNORE, PackedRows, prepare_sft_data
+from groundup.train.trainer import SFTConfig, TrainConfig, loss_sum, pretrain, sft
+
+TOOLS = [{"name": "read_file", "description": "Read a file.",
+          "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
+                         "required": ["path"]}}]
+USER_TEXT = "please look at zebra.py"
+TOOL_TEXT = "QUOKKA = 41"
+
+
+def conversation(i: int):
+    return [{"role": "system", "content": "You are a coding agent."},
+            {"role": "user", "content": f"{USER_TEXT} {i}"},
+            {"role": "assistant", "content": "Reading it.",
+             "tool_calls": [{"id": "c1", "name": "read_file", "arguments": {"path": "zebra.py"}}]},
+            {"role": "tool", "tool_call_id": "c1", "name": "read_file", "content": TOOL_TEXT},
+            {"role": "assistant", "content": f"It sets QUOKKA to 41 ({i})."}]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # tiny matrices: a second thread only waits for a busy core on a shared machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def base_run(one_thread, corpus_dir, tok_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "base"
+    cfg = TrainConfig(out=str(out), data=[str(corpus_dir)], tokenizer=str(tok_dir), depth=1, seq_len=32,
+                      context_len=128, batch_size=4, steps=4, eval_every=2, eval_tokens=256,
+                      save_every=2, sample_tokens=8, quiet=True, device="cpu")
+    assert pretrain(cfg) == out
+    return out, cfg
+
+
+def test_pretrain_writes_a_model_directory_and_skips_when_finished(base_run):
+    out, cfg = base_run
+    model = load_model(out)
+    assert model.config.max_seq_len == 128 and model.config.n_layers == 1
+    assert load_tokenizer(out).vocab_size == model.config.vocab_size
+    recs = list(read_jsonl(out / "metrics.jsonl"))
+    assert [r["step"] for r in recs if "loss" in r] == [1, 2, 3, 4]
+    evals = [r for r in recs if "val_loss" in r]
+    assert [r["step"] for r in evals] == [0, 2, 4] and all("val_bpb" in r and "sample" in r for r in evals)
+    mtime = (out / "model.safetensors").stat().st_mtime_ns
+    assert pretrain(cfg) == out                                # finished: nothing retrained
+    assert (out / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_incompatible_resume_and_foreign_directories_are_refused(base_run, tmp_path):
+    out, cfg = base_run
+    import dataclasses
+    with pytest.raises(UserError, match="depth: 1 -> 2"):
+        pretrain(dataclasses.replace(cfg, depth=2))
+    with pytest.raises(UserError, match="pass --resume"):
+        pretrain(dataclasses.replace(cfg, resume=False))
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a groundup training run"):
+        pretrain(dataclasses.replace(cfg, out=str(tmp_path / "x")))
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["notes.txt"]
+    with pytest.raises(UserError, match="above --context-len"):
+        pretrain(dataclasses.replace(cfg, out=str(tmp_path / "y"), seq_len=256))
+    with pytest.raises(UserError, match="above the context"):
+        sft(SFTConfig(init=str(out), out=str(tmp_path / "z"), seq_len=256), [([1, 2], [0, 1])])
+    assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+
+
+def test_user_turns_and_tool_results_carry_no_loss(tok_dir, tmp_path):
+    tok = load_tokenizer(tok_dir)
+    exs = [render_conversation(conversation(i), TOOLS, tok) for i in range(3)]
+    d = prepare_sft_data(exs, tmp_path / "sft", seq_len=255, pad_id=tok.eos_id, val_fraction=0.0)
+    rows = PackedRows(d, "train", 255)
+    x, y = rows.rows(np.arange(rows.n_items))                 # (N, T)
+    learned = tok.decode(y[y != IGNORE].tolist())
+    assert "Reading it." in learned and "read_file" in learned and "QUOKKA to 41" in learned
+    assert "please look" not in learned and TOOL_TEXT not in learned and "coding agent" not in learned
+    # and the loss really has no gradient there: d loss / d logits == 0 at every ignored target
+    logits = torch.randn(*y.shape, tok.vocab_size, requires_grad=True)
+    loss_sum(logits, y).backward()
+    per_pos = logits.grad.abs().sum(-1)                        # (N, T)
+    assert (per_pos[y == IGNORE] == 0).all()
+    assert (per_pos[y != IGNORE] > 0).all()
+    # the ignored targets are exactly the user text, tool results, system, tools and headers
+    ignored = tok.decode(x[y == IGNORE].tolist())
+    assert "please look" in tok.decode(x[0].tolist()) and len(ignored) > 0
+
+
+def test_sft_trains_on_assistant_tokens_and_yields_a_model_directory(base_run, tok_dir, tmp_path):
+    out, _ = base_run
+    tok = load_tokenizer(out)
+    exs = [render_conversation(conversation(i % 4), TOOLS, tok) for i in range(24)]
+    cfg = SFTConfig(init=str(out), out=str(tmp_path / "sft"), seq_len=128, batch_size=4, steps=12,
+                    lr=3e-3, eval_every=6, eval_tokens=512, save_every=6, sample_tokens=8, quiet=True, device="cpu",
+                    sample_prompt_ids=render_conversation(conversation(0)[:2], TOOLS, tok)[0])
+    run = sft(cfg, exs)
+    recs = list(read_jsonl(run / "metrics.jsonl"))
+    loss = [r["loss"] for r in recs if "loss" in r]
+    assert len(loss) == 12 and loss[-1] < loss[0]
+    assert [r["step"] for r in recs if "val_loss" in r] == [0, 6, 12]
+    meta = json.loads((run / "data" / "meta.json").read_text())
+    assert meta["train"]["examples"] + meta["val"]["examples"] == 24
+    model = load_model(run)
+    assert model.config.max_seq_len == 128
+    assert load_tokenizer(run).vocab_size == tok.vocab_size
+    assert sft(cfg, exs) == run                                # finished: skipped
