@@ -168,6 +168,19 @@ def test_groundup_chat_command_on_a_model_dir(tmp_path):
                        input="hello there\n/exit\n", capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith(SAY) and "[tool call run" in p.stdout
+    # the same in a terminal (pexpect gives it a pty: prompt, line editing, streamed answer)
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(sys.executable, ["-m", "groundup", "chat", "--model", str(tmp_path), "--temperature", "0"],
+                          timeout=120, encoding="utf-8")
+    child.expect("> ")
+    child.sendline("hello there")
+    child.expect(r"Let me look\.")
+    child.expect(r"\[tool call run")
+    child.expect("> ")
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
     bad = subprocess.run([sys.executable, "-m", "groundup", "chat", "--model", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not found" in bad.stderr and "Traceback" not in bad.stderr
