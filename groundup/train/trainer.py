@@ -151,8 +151,9 @@ def setup_dist(device: str = "auto") -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), dev, owned)
 
 
-def _say(d: Dist, cfg: LoopConfig, msg: str) -> None:
-    if d.main and not cfg.quiet:
+def _say(d: Dist, cfg: LoopConfig, msg: str, always: bool = False) -> None:
+    """A line on stderr from rank 0; `quiet` silences all but warnings and resumes (always)."""
+    if d.main and (always or not cfg.quiet):
         print(msg, file=sys.stderr, flush=True)
 
 
@@ -330,7 +331,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
     loader = Loader(train_ds, micro, accum, cfg.seed, d.rank, d.world)
     step, elapsed, tokens_seen = 0, 0.0, 0
     state = ckpt.load_latest(run / "checkpoints", map_location=d.device,
-                             warn=(lambda m: _say(d, cfg, m)))
+                             warn=(lambda m: _say(d, cfg, m, always=True)))
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -339,7 +340,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
         if "cuda" in state["rng"] and d.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), d.device)
         step, elapsed, tokens_seen = state["step"], state["elapsed"], state["tokens"]
-        _say(d, cfg, f"resuming {run} from step {step}")
+        _say(d, cfg, f"resuming {run} from step {step}", always=True)
     if d.main:
         _trim_metrics(run / "metrics.jsonl", step)
     d.barrier()

@@ -7,9 +7,11 @@ import sys
 import time
 
 import pytest
+import torch
 
 from groundup.io import read_jsonl
 from groundup.train.checkpoint import list_checkpoints
+from groundup.train.trainer import TrainConfig, pretrain
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}   # same thread count everywhere: same float sums
 
@@ -56,26 +58,28 @@ def test_resume_after_sigkill_is_exact(corpus_dir, tok_dir, tmp_path):
     assert sorted(got) == list(range(1, steps + 1))          # each step once: the tail was trimmed
     assert got == expected                                   # bit-for-bit the same losses
     assert (run / "model.safetensors").exists() and (run / "tokenizer.json").exists()
-    # the finished run is detected, not retrained
-    r = subprocess.run(cli_args(corpus_dir, tok_dir, run, steps, "--resume"), env=ENV,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and "nothing to do" in r.stderr
 
 
-def test_truncated_latest_checkpoint_falls_back_on_resume(corpus_dir, tok_dir, tmp_path):
-    run = tmp_path / "run"
-    base = cli_args(corpus_dir, tok_dir, run, 6, "--save-every", "3", "--quiet")
-    subprocess.run(base, env=ENV, check=True, timeout=300)
-    expected = losses(run)
-    # pretend it stopped after step 6's checkpoint, which then got truncated on disk
-    (run / "train_state.json").unlink()
-    last = run / "checkpoints" / "step_000006.pt"
-    last.write_bytes(last.read_bytes()[:1000])
-    r = subprocess.run(cli_args(corpus_dir, tok_dir, run, 6, "--save-every", "3", "--resume"),
-                       env=ENV, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "step_000006.pt is unusable" in r.stderr and "truncated" in r.stderr
-    assert "resuming" in r.stderr and "from step 3" in r.stderr
+def test_truncated_latest_checkpoint_falls_back_on_resume(corpus_dir, tok_dir, tmp_path, capfd):
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = TrainConfig(out=str(tmp_path / "run"), data=[str(corpus_dir)], tokenizer=str(tok_dir), depth=1,
+                          seq_len=32, batch_size=4, steps=6, save_every=3, eval_every=10, eval_tokens=256,
+                          sample_tokens=4, seed=7, quiet=True, device="cpu")
+        run = pretrain(cfg)
+        expected = losses(run)
+        # pretend it stopped after step 6's checkpoint, which then got truncated on disk
+        (run / "train_state.json").unlink()
+        last = run / "checkpoints" / "step_000006.pt"
+        last.write_bytes(last.read_bytes()[:1000])
+        capfd.readouterr()
+        pretrain(cfg)
+        err = capfd.readouterr().err
+    finally:
+        torch.set_num_threads(n)
+    assert "step_000006.pt is unusable" in err and "truncated" in err and "trying step_000003.pt" in err
+    assert "from step 3" in err
     assert losses(run) == expected
 
 
