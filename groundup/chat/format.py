@@ -36,6 +36,9 @@ Design choices:
 - `StreamParser` parses incrementally: text is released as soon as it can no longer be the
   start of a marker, a tool call as soon as its <|end_tool_call|> arrives. `parse_assistant`
   is the one-shot parser, written separately; tests check both agree on every chunking.
+- Both work on text (what an HTTP stream or a string gives) or on tokens (`feed_token`,
+  `parse_assistant(ids, tokenizer=...)`): with tokens, only a real special token is a
+  marker, so a model that spells "<|tool_call|>" in ordinary characters is not misread.
 """
 
 from __future__ import annotations
@@ -286,22 +289,38 @@ def _unterminated(call: ToolCall, close_marker: str) -> ToolCall:
     return call
 
 
-def decode_with_specials(ids: Sequence[int], tokenizer: Any) -> str:
-    """Ids -> text in which each special token appears as its <|...|> string."""
-    return tokenizer.decode(list(ids))
+def token_segments(ids: Sequence[int], tokenizer: Any) -> list[tuple[str, bool]]:
+    """Ids -> [(text, is_special)]: runs of ordinary ids decoded together (so a character
+    split over two tokens decodes whole), each special token on its own as its <|...|> string."""
+    names = {i: s for s, i in tokenizer.special_tokens.items()}
+    out: list[tuple[str, bool]] = []
+    run: list[int] = []
+    for i in ids:
+        if i in names:
+            if run:
+                out.append((tokenizer.decode(run), False))
+                run = []
+            out.append((names[i], True))
+        else:
+            run.append(int(i))
+    if run:
+        out.append((tokenizer.decode(run), False))
+    return out
 
 
 def parse_assistant(output: str | Sequence[int], tools: Iterable[dict[str, Any] | str] | None = None,
                     tokenizer: Any = None) -> tuple[str, list[ToolCall]]:
-    """A complete assistant output (text, or ids with their tokenizer) -> (text, tool calls).
+    """A complete assistant output -> (text, tool calls). Text outside the calls is
+    concatenated; everything after <|end_of_turn|> / <|end_of_text|> is ignored.
 
-    Everything up to <|end_of_turn|> / <|end_of_text|> counts; text outside the calls is
-    concatenated."""
+    Given ids (and their tokenizer), only real special tokens count as markers: text that
+    spells "<|tool_call|>" in ordinary characters stays text. Given a string, the markers are
+    recognised by their spelling (that is all a string can tell)."""
+    toolset = ToolSet(tools)
     if not isinstance(output, str):
         if tokenizer is None:
             raise ValueError("parse_assistant needs the tokenizer to parse token ids")
-        output = decode_with_specials(output, tokenizer)
-    toolset = ToolSet(tools)
+        return _parse_segments(token_segments(output, tokenizer), toolset)
     for stop in STOP_MARKERS:                       # the turn ends at the first stop marker
         i = output.find(stop)
         if i >= 0:
@@ -322,6 +341,25 @@ def parse_assistant(output: str | Sequence[int], tools: Iterable[dict[str, Any] 
             break
         calls.append(parse_call(output[body_start:end], toolset))
         pos = end + len(END_TOOL_CALL)
+    return "".join(text), calls
+
+
+def _parse_segments(segments: list[tuple[str, bool]], toolset: ToolSet) -> tuple[str, list[ToolCall]]:
+    text: list[str] = []
+    calls: list[ToolCall] = []
+    body: list[str] | None = None                  # the call being read, when inside one
+    for piece, special in segments:
+        if special and piece in STOP_MARKERS:
+            break
+        if special and piece == TOOL_CALL and body is None:
+            body = []
+        elif special and piece == END_TOOL_CALL and body is not None:
+            calls.append(parse_call("".join(body), toolset))
+            body = None
+        else:
+            (text if body is None else body).append(piece)
+    if body is not None:
+        calls.append(_unterminated(parse_call("".join(body), toolset), END_TOOL_CALL))
     return "".join(text), calls
 
 
@@ -396,6 +434,32 @@ class StreamParser:
                     call = _unterminated(call, self.close)
                     self.done, self.buf = True, ""
                 events.append(ToolCallEvent(call))
+        return events
+
+    def feed_token(self, text: str, special: bool) -> list[TextDelta | ToolCallEvent]:
+        """Token-aware feeding, for an engine that knows which ids are special: only a special
+        token can be a marker, so ordinary text is released at once and never mistaken for one.
+        (Do not mix with `feed` on the same parser.)"""
+        events: list[TextDelta | ToolCallEvent] = []
+        if self.done or not text:
+            return events
+        if special and text in (self.open, self.close, *self.stops):
+            marker = text
+        else:
+            marker = None
+        if marker == self.open and not self.in_call:
+            self.in_call, self.buf = True, ""
+        elif marker == self.close and self.in_call:
+            events.append(ToolCallEvent(self.parse_body(self.buf, self.toolset)))
+            self.in_call, self.buf = False, ""
+        elif marker in self.stops:
+            if self.in_call:
+                events.append(ToolCallEvent(_unterminated(self.parse_body(self.buf, self.toolset), self.close)))
+            self.done, self.in_call, self.buf = True, False, ""
+        elif self.in_call:
+            self.buf += text
+        else:
+            events.append(TextDelta(text))
         return events
 
     def finish(self) -> list[TextDelta | ToolCallEvent]:

@@ -63,6 +63,7 @@ class LocalModel:
             self.stop_strings = tuple(dict.fromkeys(
                 [s for s in (eos, *HF_END_OF_TURN) if s and s in specials]))
         self.stop_ids = tuple(specials[s] for s in self.stop_strings if s in specials)
+        self.special_names = {i: s for s, i in specials.items()}
         # our own small models were trained with the agent's short system prompt; the agent
         # asks the model which one it wants (agent/loop.py reads `compact_prompt`)
         self.compact_prompt = self.template is None
@@ -82,6 +83,18 @@ class LocalModel:
             return StreamParser(tools or None)
         return self.template.stream_parser(tools or None, stops=self.stop_strings)
 
+    def _feed(self, parser, token_id: int, text: str) -> list:
+        """Our format is parsed token-aware (only a real special token is a marker); an HF
+        template's markers (<tool_call>) are often ordinary tokens, so those parse the text."""
+        if self.template is not None:
+            return parser.feed(text)
+        name = self.special_names.get(token_id)
+        if name is None:
+            return parser.feed_token(text, special=False)
+        # the text of a special token may carry the flushed end of an incomplete character
+        rest = text[: len(text) - len(name)] if text.endswith(name) else text
+        return (parser.feed_token(rest, special=False) if rest else []) + parser.feed_token(name, special=True)
+
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
                *, max_tokens: int | None = None) -> Iterator[Event]:
         from groundup.engine import SamplingParams
@@ -97,7 +110,7 @@ class LocalModel:
         n, finish, calls = 0, "stop", 0
         for ev in self.engine.stream(ids, params):
             n += 1
-            for out in parser.feed(ev.text):
+            for out in self._feed(parser, ev.token_id, ev.text):
                 calls += isinstance(out, ToolCallEvent)
                 yield out
             if ev.finish_reason:

@@ -56,15 +56,21 @@ def make_hf_tokenizer(style="qwen"):
 
 
 def scripted_model(tmp_path, hf_tok, chain, arch="qwen2"):
+    model = scripted_weights(tmp_path, len(hf_tok), chain, arch,
+                             eos_id=hf_tok.convert_tokens_to_ids(hf_tok.eos_token), bos_id=hf_tok.bos_token_id)
+    hf_tok.save_pretrained(tmp_path)
+    return model
+
+
+def scripted_weights(tmp_path, vocab_size, chain, arch="qwen2", eos_id=None, bos_id=None):
     """A random-weight Qwen2 (or Llama) whose layers add nothing to the residual stream
     (o_proj and down_proj zeroed), so the next token depends only on the current one; its
     lm_head is then set to follow `chain`: [(token, next token), ...]."""
     from transformers import LlamaConfig, LlamaForCausalLM
     config_cls, model_cls = (Qwen2Config, Qwen2ForCausalLM) if arch == "qwen2" else (LlamaConfig, LlamaForCausalLM)
-    cfg = config_cls(vocab_size=len(hf_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    cfg = config_cls(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                     tie_word_embeddings=False, eos_token_id=hf_tok.convert_tokens_to_ids(hf_tok.eos_token),
-                     bos_token_id=hf_tok.bos_token_id)
+                     tie_word_embeddings=False, eos_token_id=eos_id, bos_token_id=bos_id)
     torch.manual_seed(0)
     model = model_cls(cfg).eval()
     with torch.no_grad():
@@ -78,7 +84,6 @@ def scripted_model(tmp_path, hf_tok, chain, arch="qwen2"):
             head[dst] = normed[src] * 10
         model.lm_head.weight.copy_(head)
     model.save_pretrained(tmp_path)
-    hf_tok.save_pretrained(tmp_path)
     return model
 
 
@@ -184,3 +189,30 @@ def test_groundup_chat_command_on_a_model_dir(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "groundup", "chat", "--model", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_our_format_end_to_end_token_aware(tmp_path):
+    """A directory with our tokenizer and no chat template: our format. The scripted model
+    answers text + one tool call, token by token, and LocalModel parses it on the tokens."""
+    from groundup.chat.format import render_conversation, render_prompt
+    from groundup.tokenizer import train_tokenizer
+    from groundup.tokenizer.special import SPECIAL_TOKENS
+
+    tok = train_tokenizer(['Hi. run{"command":"ls"}\n' * 40], vocab_size=256 + len(SPECIAL_TOKENS) + 40,
+                          progress=False)
+    msgs = [{"role": "user", "content": "go"}]
+    answer = {"role": "assistant", "content": "Hi.", "tool_calls": [{"name": "run", "arguments": {"command": "ls"}}]}
+    prompt = render_prompt(msgs, TOOLS, tok)
+    generated = render_conversation(msgs + [answer], TOOLS, tok)[0][len(prompt):]
+    chain_ids = [prompt[-1], *generated]
+    assert len(set(chain_ids)) == len(chain_ids)     # a next-token map can only follow distinct tokens
+    scripted_weights(tmp_path, tok.vocab_size, list(zip(chain_ids, chain_ids[1:])), arch="llama",
+                     eos_id=tok.special_tokens["<|end_of_text|>"])
+    tok.save(tmp_path)
+    m = load_model(f"local:{tmp_path}")
+    assert m.template is None and m.compact_prompt
+    events = list(m.stream(msgs, TOOLS, max_tokens=40))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Hi."
+    calls = [e.call for e in events if isinstance(e, ToolCallEvent)]
+    assert [(c.name, c.arguments, c.error) for c in calls] == [("run", {"command": "ls"}, None)]
+    assert events[-1].reason == "tool_calls" and events[-1].usage.completion_tokens == len(generated)
