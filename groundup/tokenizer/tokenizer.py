@@ -75,7 +75,7 @@ class Tokenizer:
         self.vocab = vocab                               # token bytes -> id (ordinary tokens)
         self.pretokenizer = pretokenizer                 # .split(text) -> list[str]
         self.merge_rule = merge_rule
-        self.merges = merges or []                       # (left, right) bytes, priority order
+        self.merges = merges or []                       # "pair" rule: (left, right) by priority
         self.ignore_merges = ignore_merges
         self.added = sorted(added, key=lambda t: t.id)
         self.special_tokens = {t.content: t.id for t in self.added if t.special}
@@ -107,7 +107,6 @@ class Tokenizer:
 
     @classmethod
     def from_ranks(cls, ranks: dict[bytes, int], *, pattern: str, special_tokens: dict[str, int],
-                   merges: list[tuple[bytes, bytes]] | None = None,
                    bos: str | None = "<|begin_of_text|>", eos: str | None = "<|end_of_text|>"
                    ) -> "Tokenizer":
         """A tiktoken-style tokenizer: ids are ranks; our own trained tokenizers are these."""
@@ -115,7 +114,7 @@ class Tokenizer:
         bos = bos if bos in special_tokens else None
         eos = eos if eos in special_tokens else None
         return cls(ranks, pretokenizer=RegexSplit(pattern), merge_rule="rank", added=added,
-                   merges=merges, bos=bos, eos=eos)
+                   bos=bos, eos=eos)
 
     # ---------------------------------------------------------------- lookups
 

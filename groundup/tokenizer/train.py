@@ -176,7 +176,7 @@ class _Progress:
             self.bar.__exit__(*exc)
 
     def task(self, description: str, total: int, every: int = 1):
-        """A callback `update(done)`; absolute for merges, increments for bytes (see users)."""
+        """A callback `update(done)` taking the absolute amount done (None: no bar)."""
         if self.bar is None:
             return None
         tid = self.bar.add_task(description, total=total)
@@ -218,8 +218,8 @@ def train_tokenizer(paths_or_texts, vocab_size: int = 8192, pattern: str | None 
                 tick(done["chars"])
         chunk_counts = count_chunks(texts, pattern, on_text)
         del texts
-        vocab, merges = learn_merges(chunk_counts, 256 + n_merges,
-                                     bar.task("merging", n_merges, every=64))
+        vocab, _ = learn_merges(chunk_counts, 256 + n_merges,
+                                bar.task("merging", n_merges, every=64))
     if len(vocab) < 256 + n_merges and progress:
         print(f"note: the corpus ran out of pairs to merge after {len(vocab) - 256} merges; "
               f"vocab size is {len(vocab) + n_special}, not {vocab_size}", file=sys.stderr)
@@ -227,6 +227,5 @@ def train_tokenizer(paths_or_texts, vocab_size: int = 8192, pattern: str | None 
     ranks = {bytes([b]): b for b in range(256)}
     ranks.update({b: i for i, b in enumerate(vocab) if i >= 256})
     specials = {s: len(vocab) + i for i, s in enumerate(SPECIAL_TOKENS)}
-    return Tokenizer.from_ranks(ranks, pattern=pattern, special_tokens=specials,
-                                merges=[(vocab[a], vocab[b]) for a, b, _ in merges])
+    return Tokenizer.from_ranks(ranks, pattern=pattern, special_tokens=specials)
 
