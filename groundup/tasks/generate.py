@@ -163,19 +163,34 @@ def _module_text(pkg: str, mod: Module, codes: dict[int, str]) -> str:
     return head + "".join("\n\n" + codes[id(u)] for u in mod.units)
 
 
-def _pick_mutation(unit: Unit, rng: random.Random) -> list[bugs.Mutation]:
-    """Candidate bugs for a unit, ordered kind-first at random so every kind gets its turn."""
+def _pick_mutation(unit: Unit, rng: random.Random, kind: str | None = None) -> list[bugs.Mutation]:
+    """Candidate bugs for a unit, ordered kind-first at random so every kind gets its turn
+    (the kind asked for, when given, comes first)."""
     by_kind: dict[str, list[bugs.Mutation]] = {}
     for m in bugs.mutations(unit.code):
         by_kind.setdefault(m.kind, []).append(m)
-    kinds = list(by_kind)
+    kinds = sorted(by_kind)
     rng.shuffle(kinds)
+    if kind in by_kind:
+        kinds.remove(kind)
+        kinds.insert(0, kind)
     out = []
     for k in kinds:
         ms = by_kind[k]
         rng.shuffle(ms)
         out += ms[:3]
     return out
+
+
+_OFFERS: dict[str, set[str]] = {}
+
+
+def _offers(t) -> set[str]:
+    """The bug kinds a template's code has sites for (the same under any names)."""
+    if t.key not in _OFFERS:
+        unit = instantiate(t, ["alpha", "beta", "gamma", "delta", "omega"], random.Random(0))
+        _OFFERS[t.key] = {m.kind for m in bugs.mutations(unit.code)}
+    return _OFFERS[t.key]
 
 
 def _method_of(code: str, line: int) -> str:
@@ -215,36 +230,47 @@ def generate_task(seed: int, tier: int = 1, split: str = "train") -> Task:
 def _try_generate(rng: random.Random, seed: int, tier: int, split: str) -> Task | None:
     names = _Names(split, rng)
     pkg = names.take(1)[0]
+
+    def unit(t) -> Unit:
+        return instantiate(t, names.take(5), rng)
+
+    # the bug kinds first, uniformly, then templates that have a site for them: drawing a
+    # unit first would let kinds with sites everywhere (wrong_variable) crowd out rare ones
+    implement = tier == 3 and rng.random() < 0.4
+    pool = FUNCTIONS if tier == 2 or implement else FUNCTIONS + CLASSES
+    kinds = sorted(set().union(*(_offers(t) for t in pool)))
+    wanted: list[str | None] = [None] if implement else \
+        [rng.choice(kinds) for _ in range(2 if tier == 3 else 1)]
+    target_templates = [rng.choice([t for t in pool if k is None or k in _offers(t)])
+                        for k in wanted]
+
     modules: list[Module] = []
     n_direct = rng.choice([1, 1, 2]) if tier == 2 else rng.choice([1, 1, 2, 2, 3])
     for _ in range(n_direct):
-        units = []
-        for _ in range(rng.choice([1, 2])):
-            t = rng.choice(FUNCTIONS + CLASSES) if rng.random() < 0.85 else rng.choice(CLASSES)
-            units.append(instantiate(t, names.take(5), rng))
+        units = [unit(rng.choice(FUNCTIONS + CLASSES) if rng.random() < 0.85 else rng.choice(CLASSES))
+                 for _ in range(rng.choice([0, 1, 1, 2]))]
         modules.append(Module(names.take(1)[0], units))
-    targets: list[Unit]
+    targets: list[tuple[Unit, str | None]] = []
     if tier == 2:
         helper_mod = Module(names.take(1)[0], [], tested=False)
         wrapper_mod = Module(names.take(1)[0], [])
-        for _ in range(rng.choice([1, 2])):
-            helper = instantiate(rng.choice(FUNCTIONS), names.take(5), rng)
-            helper_mod.units.append(helper)
+        target = unit(target_templates[0])
+        helper_mod.units = [target] + [unit(rng.choice(FUNCTIONS)) for _ in range(rng.choice([0, 1]))]
+        rng.shuffle(helper_mod.units)
+        for helper in helper_mod.units:
             key, var = names.take(2)
             wrapper_mod.units.append(wrap(rng.choice(WRAPPERS), helper, key, var, rng))
         wrapper_mod.imports = [f"from {pkg}.{helper_mod.name} import "
                                + ", ".join(u.name for u in helper_mod.units)]
-        modules = [wrapper_mod, helper_mod] + modules[:1]
-        targets = [rng.choice(helper_mod.units)]
+        modules = [wrapper_mod, helper_mod] + [m for m in modules[:1] if m.units]
+        targets = [(target, wanted[0])]
     else:
-        all_units = [u for m in modules for u in m.units]
-        targets = rng.sample(all_units, min(2, len(all_units))) if tier == 3 else [rng.choice(all_units)]
-    implement = tier == 3 and (len(targets) < 2 or rng.random() < 0.4)
-    if implement:
-        funcs = [u for m in modules for u in m.units if u.template in FUNCTIONS]
-        if not funcs:
-            return None
-        targets = [rng.choice(funcs)]
+        for t, k in zip(target_templates, wanted):
+            target = unit(t)
+            mod = rng.choice(modules)
+            mod.units.insert(rng.randrange(len(mod.units) + 1), target)
+            targets.append((target, k))
+        modules = [m for m in modules if m.units]
 
     all_cases = [c for m in modules for u in m.units for c in u.cases]
     correct_codes = {id(u): u.code for m in modules for u in m.units}
@@ -256,12 +282,12 @@ def _try_generate(rng: random.Random, seed: int, tier: int, split: str) -> Task 
     # inject the bugs, one target at a time, each validated to break at least one test
     codes = dict(correct_codes)
     applied: list[tuple[Unit, bugs.Mutation | None]] = []
-    for unit in targets:
+    for unit, kind in targets:
         if implement:
             codes[id(unit)] = _stub(unit)
             applied.append((unit, None))
             continue
-        for m in _pick_mutation(unit, rng):
+        for m in _pick_mutation(unit, rng, kind):
             trial = dict(codes)
             trial[id(unit)] = bugs.apply(unit.code, m)
             own = _evaluate(list(trial.values()), [c for c in all_cases])
@@ -292,7 +318,7 @@ def _try_generate(rng: random.Random, seed: int, tier: int, split: str) -> Task 
 
     gold = [_gold_edit(pkg, modules, codes, unit, m) for unit, m in applied]
     if tier == 2:
-        wrapper = next(u for u in modules[0].units if targets[0].name in u.calls)
+        wrapper = next(u for u in modules[0].units if targets[0][0].name in u.calls)
         for g in gold:
             g["called_from"] = {"path": f"{pkg}/{modules[0].name}.py", "function": wrapper.name}
     kinds = ["implement"] if implement else [m.kind for _, m in applied if m is not None]

@@ -227,6 +227,20 @@ def {f}({a_s}, {b_s}):
         {c} = {c} + {a_s}[{d}] * {b_s}[{d}]
     return {c}
 ''', lambda r: [(_ints(r, n, 1, 9), _ints(r, n, 1, 5)) for n in (2, 3, 4)], ("a_s", "b_s")),
+    Template("both_positive", "{a}_and_{b}_positive", '''\
+def {f}({a}, {b}):
+    """Return True when both {a} and {b} are greater than 0."""
+    return {a} > 0 and {b} > 0
+''', lambda r: [(r.randint(1, 9), r.randint(1, 9)), (0, r.randint(1, 9)), (r.randint(1, 9), -2),
+                (-1, -3)], ("a", "b")),
+    Template("second", "second_{a}", '''\
+def {f}({a_s}):
+    """Return the second {a} in {a_s}, or None when there are fewer than two."""
+    if len({a_s}) < 2:
+        return None
+    return {a_s}[1]
+''', lambda r: [(xs,) for xs in _lists(r, 2, 1, 20, 3, 5)] + [([r.randint(1, 9)],), ([4, 7],)],
+        ("a_s",)),
     Template("lookup", "lookup_{a}", '''\
 def {f}({a_s}, {b}):
     """Return the value stored under {b} in {a_s}, or 0 when it is missing."""

@@ -1,0 +1,136 @@
+"""The task generator: real failing tests before the fix, passing after; tiers; splits."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import keyword
+import unittest
+
+import pytest
+
+from groundup.tasks import bugs
+from groundup.tasks.check import apply_gold, check, fresh_copy, load_task, run_tests
+from groundup.tasks.generate import generate_task
+from groundup.tasks.templates import CLASSES, FUNCTIONS, instantiate
+from groundup.tasks.vocab import HELDOUT_NOUNS, TRAIN_NOUNS
+
+
+def _fails_then_passes(task, tmp_path) -> None:
+    info = load_task(task.write(tmp_path / "tasks"))
+    work = fresh_copy(info, tmp_path / "work" / info.id)
+    before = run_tests(work, info.fail_to_pass + info.pass_to_pass)
+    assert info.fail_to_pass, info.id
+    assert all(before[t] in ("fail", "error") for t in info.fail_to_pass), (info.id, before)
+    assert all(before[t] == "pass" for t in info.pass_to_pass), (info.id, before)
+    apply_gold(info, work)
+    after = check(info, work)
+    assert after.solved, (info.id, after)
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+@pytest.mark.parametrize("tier", [1, 2, 3])
+def test_every_task_fails_before_and_passes_after_the_fix(tier, split, tmp_path):
+    for seed in range(6):
+        _fails_then_passes(generate_task(seed, tier, split), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["train", "heldout"])
+@pytest.mark.parametrize("tier", [1, 2, 3])
+def test_many_seeds_fail_before_and_pass_after(tier, split, tmp_path):
+    for seed in range(100, 250):
+        _fails_then_passes(generate_task(seed, tier, split), tmp_path)
+
+
+def test_deterministic_from_seed_and_split():
+    a, b = generate_task(7, 2, "train"), generate_task(7, 2, "train")
+    assert a.files == b.files and a.record() == b.record()
+    assert generate_task(7, 2, "heldout").files != a.files
+    assert generate_task(8, 2, "train").files != a.files
+
+
+def test_task_json_has_the_swe_bench_fields(tmp_path):
+    task_dir = generate_task(3, 1, "train").write(tmp_path)
+    info = load_task(task_dir)
+    for key in ("id", "problem_statement", "fail_to_pass", "pass_to_pass", "tier", "bug_kind"):
+        assert key in info.record
+    assert (task_dir / "repo" / "tests" / "__init__.py").is_file()
+    # ids are dotted unittest names that the stock runner resolves from repo/
+    for tid in info.fail_to_pass + info.pass_to_pass:
+        assert tid.startswith("tests.test_") and tid.count(".") == 3
+
+
+_STD = (set(dir(builtins)) | set(keyword.kwlist) | set(dir(unittest.TestCase))
+        | set(dir(list)) | set(dir(dict)) | set(dir(str)) | {"self", "unittest", "tests", "main", "TestCase"})
+
+
+def _identifiers(task) -> set[str]:
+    out = set()
+    for rel, text in task.files.items():
+        out |= {p for p in rel[:-3].split("/") if p not in ("__init__",)}
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Name):
+                out.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                out.add(node.name)
+            elif isinstance(node, ast.arg):
+                out.add(node.arg)
+            elif isinstance(node, ast.Attribute):
+                out.add(node.attr)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                out |= set(node.module.split("."))
+    return out - _STD
+
+
+def test_heldout_identifiers_never_appear_in_training():
+    assert not set(TRAIN_NOUNS) & set(HELDOUT_NOUNS)
+    train = set().union(*(_identifiers(generate_task(s, t, "train"))
+                          for s in range(40) for t in (1, 2, 3)))
+    heldout = set().union(*(_identifiers(generate_task(s, t, "heldout"))
+                            for s in range(20) for t in (1, 2, 3)))
+    assert len(train) > 300 and len(heldout) > 150
+    assert not train & heldout, sorted(train & heldout)[:20]
+
+
+def test_tiers_have_their_shape():
+    for seed in range(15):
+        t1 = generate_task(seed, 1, "train")
+        assert len(t1.gold) == 1 and t1.bug_kind in bugs.KINDS
+        # tier 1: the buggy module is the one the failing test imports from
+        test_file = "tests/" + t1.fail_to_pass[0].split(".")[1] + ".py"
+        assert t1.gold[0]["path"][:-3].replace("/", ".") in t1.files[test_file]
+
+        t2 = generate_task(seed, 2, "train")
+        buggy = t2.gold[0]["path"][:-3].replace("/", ".")
+        tests = "".join(v for k, v in t2.files.items() if k.startswith("tests/"))
+        assert buggy not in tests           # no test names the module with the bug
+        assert t2.gold[0]["called_from"]["path"] != t2.gold[0]["path"]
+
+        t3 = generate_task(seed, 3, "train")
+        assert (t3.bug_kind == "two_bugs" and len(t3.gold) == 2) or \
+            (t3.bug_kind == "implement" and "raise NotImplementedError" in
+             t3.files[t3.gold[0]["path"]])
+
+
+def test_the_catalogue_covers_every_kind():
+    kinds = {generate_task(s, t, "train").bug_kind for s in range(80) for t in (1, 2)}
+    assert kinds == set(bugs.KINDS)
+
+
+def test_templates_are_canonical_so_mutations_touch_only_the_bug():
+    import random
+    for t in FUNCTIONS + CLASSES:
+        unit = instantiate(t, ["alpha", "beta", "gamma", "delta", "omega"], random.Random(0))
+        for line in unit.code.splitlines():
+            s = line.strip()
+            if not s or s.startswith(("def ", "class ", '"""')):
+                continue
+            header = s.endswith(":")
+            back = ast.unparse(ast.parse(s + "\n    pass" if header else s))
+            assert (back.splitlines()[0] if header else back) == s, (t.key, s)
+        for m in bugs.mutations(unit.code):
+            mutated = bugs.apply(unit.code, m)
+            ast.parse(mutated)
+            changed = [a for a, b in zip(unit.code.splitlines(), mutated.splitlines()) if a != b]
+            assert m.new is None or changed == [m.old], (t.key, m)
