@@ -1,7 +1,5 @@
 """Our chat format: rendering, the loss mask, one-shot and streaming parsing."""
 
-import json
-
 from hypothesis import given, settings, strategies as st
 
 from groundup.chat.format import (END_TOOL_CALL, TOOL_CALL, StreamParser, parse_assistant,

@@ -1,7 +1,8 @@
 """LocalModel end to end on model directories made here: a random-weight HF Qwen2-style
-model with a Qwen2.5-style chat template, and one of our own (groundup chat format)."""
+model with a Qwen2.5-style chat template, a Llama 3.1-style one, and directories in our own
+chat format."""
 
-import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,11 +11,11 @@ pytest.importorskip("transformers")
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
-from groundup.chat.template import load_chat_template, parse_hermes  # noqa: E402
+from groundup.chat.template import parse_hermes  # noqa: E402
 from groundup.providers import collect, load_model  # noqa: E402
 from groundup.providers.base import Finish, TextDelta, ToolCallEvent  # noqa: E402
 
-TEMPLATE = (__import__("pathlib").Path(__file__).parents[1] / "chat" / "test_chat_template.py")
+TEMPLATE = Path(__file__).parents[1] / "chat" / "test_chat_template.py"
 
 TOOLS = [{"name": "run", "description": "Run a command.",
           "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}]
