@@ -15,8 +15,9 @@ Design choices:
 - The engine stops on the format's end-of-turn tokens (<|end_of_turn|>, or the template's
   eos such as <|im_end|> / <|eot_id|>); the parser is given the same markers as strings, in
   case one arrives as text.
-- A prompt that does not fit the context is a ProviderError ("context overflow"), the same
-  error the HTTP providers raise, so the agent can compact and retry whatever the model.
+- A prompt that does not leave room for an answer (`min_room` tokens, or max_tokens if less)
+  is a ProviderError ("context overflow"), the same error the HTTP providers raise, so the
+  agent can compact and retry whatever the model.
 - Sampling options (temperature, top_p, top_k, seed) are constructor options; greedy by default
   so that runs are reproducible.
 """
@@ -38,7 +39,8 @@ HF_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "
 class LocalModel:
     def __init__(self, path: str | Path, *, temperature: float = 0.0, top_p: float = 1.0,
                  top_k: int = 0, seed: int | None = None, max_tokens: int = 1024,
-                 dtype: str | None = None, device: str | None = None, **_ignored: Any):
+                 min_room: int = 128, dtype: str | None = None, device: str | None = None,
+                 **_ignored: Any):
         from groundup.engine import load_engine     # torch is imported only for local models
 
         self.path = Path(path)
@@ -69,6 +71,7 @@ class LocalModel:
         self.compact_prompt = self.template is None
         self.sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
         self.max_tokens = max_tokens
+        self.min_room = min_room       # tokens an answer must have room for, else "context overflow"
 
     def prompt_ids(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[int]:
         """The conversation rendered in this model's chat format, as token ids."""
@@ -101,10 +104,14 @@ class LocalModel:
 
         ids = self.prompt_ids(messages, tools)
         room = self.engine.max_seq_len - len(ids)
-        if room < 1:
-            raise ProviderError(f"context overflow: the prompt is {len(ids)} tokens and "
-                                f"{self.path.name}'s context is {self.engine.max_seq_len}")
-        params = SamplingParams(max_new_tokens=min(max_tokens or self.max_tokens, room),
+        wanted = max_tokens or self.max_tokens
+        if room < min(wanted, self.min_room):
+            # an answer squeezed into a few tokens would be cut mid-call: better let the agent
+            # compact the conversation (it retries on "context overflow") than waste a step
+            raise ProviderError(f"context overflow: the prompt is {len(ids)} tokens, which leaves "
+                                f"{max(room, 0)} of {self.path.name}'s {self.engine.max_seq_len} for "
+                                f"the answer (at least {min(wanted, self.min_room)} needed)")
+        params = SamplingParams(max_new_tokens=min(wanted, room),
                                 stop_ids=self.stop_ids, **self.sampling)
         parser = self.parser(tools)
         n, finish, calls = 0, "stop", 0

@@ -217,3 +217,9 @@ def test_our_format_end_to_end_token_aware(tmp_path):
     calls = [e.call for e in events if isinstance(e, ToolCallEvent)]
     assert [(c.name, c.arguments, c.error) for c in calls] == [("run", {"command": "ls"}, None)]
     assert events[-1].reason == "tool_calls" and events[-1].usage.completion_tokens == len(generated)
+
+    # a conversation that leaves no room for an answer: "context overflow", which the agent compacts on
+    from groundup.providers import ProviderError
+    long = [{"role": "user", "content": "run ls " * 400}]
+    with pytest.raises(ProviderError, match="context overflow"):
+        list(m.stream(long, TOOLS))
