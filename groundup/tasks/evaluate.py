@@ -137,6 +137,10 @@ def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | 
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 new_rows = list(pool.map(one, todo))
     bar.close()
+    try:
+        (out_dir / "work").rmdir()   # the working copies are gone; drop their empty parent
+    except OSError:
+        pass
     rows = [r for r in done.values() if r["id"] in wanted] + new_rows
     rows.sort(key=lambda r: r["id"])
     summary = {"model": getattr(model, "name", str(model)), "max_steps": max_steps,

@@ -1,0 +1,88 @@
+"""Oracle trajectories: real tools, verified solved, and they replay through the real agent."""
+
+from __future__ import annotations
+
+import json
+
+from groundup.agent.prompt import system_prompt
+from groundup.agent.tools import Toolbox
+from groundup.chat.format import render_text
+from groundup.tasks.evaluate import evaluate
+from groundup.tasks.generate import generate_task
+from groundup.tasks.oracle import record
+
+
+def _record(tmp_path, n_per_tier: int, seed: int = 0):
+    dirs = [generate_task(s, tier, "train").write(tmp_path / "tasks")
+            for tier in (1, 2, 3) for s in range(n_per_tier)]
+    out = tmp_path / "sft.jsonl"
+    assert record(dirs, out, seed=seed, workers=2) == len(dirs)
+    return dirs, [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_trajectories_use_the_agents_prompt_tools_and_format(tmp_path):
+    dirs, rows = _record(tmp_path, 3)
+    assert len(rows) == 9
+    for row in rows:
+        msgs = row["messages"]
+        assert row["tools"] == Toolbox(tmp_path).schemas()
+        assert msgs[0]["role"] == "system"
+        # the compact prompt the agent uses for small models, for that working copy
+        assert msgs[0]["content"].startswith(system_prompt(tmp_path, compact=True).split(" in ")[0])
+        assert msgs[1]["role"] == "user" and "test" in msgs[1]["content"]
+        assert msgs[-1]["role"] == "assistant" and "tool_calls" not in msgs[-1]
+        calls = [c for m in msgs if m["role"] == "assistant" for c in m.get("tool_calls", [])]
+        assert calls[0]["name"] == "bash" and "unittest" in calls[0]["arguments"]["command"]
+        assert any(c["name"] == "edit_file" for c in calls)
+        # every call is answered, in order, by a tool message
+        for i, m in enumerate(msgs):
+            for c in m.get("tool_calls", []):
+                assert msgs[i + 1]["tool_call_id"] == c["id"]
+        # the last test run passed
+        last_bash = [m for m in msgs if m["role"] == "tool" and m["name"] == "bash"][-1]
+        assert "OK" in last_bash["content"] and "[exit code 0]" in last_bash["content"]
+        text = render_text(msgs, row["tools"])
+        assert "<|tool_call|>edit_file{" in text
+
+
+def test_recoveries_are_recorded_and_react_to_tool_errors(tmp_path):
+    _, rows = _record(tmp_path, 8, seed=1)
+    recoveries = 0
+    for row in rows:
+        msgs = row["messages"]
+        for i, m in enumerate(msgs):
+            if m["role"] == "tool" and m["name"] == "edit_file" and m["content"].startswith("error"):
+                recoveries += 1
+                failed = msgs[i - 1]["tool_calls"][0]["arguments"]
+                # the next edit is a different one, made after reading the file again
+                later = [c for mm in msgs[i + 1:] for c in mm.get("tool_calls", [])]
+                assert later[0]["name"] == "read_file"
+                edit = next(c for c in later if c["name"] == "edit_file")
+                assert edit["arguments"]["old_string"] != failed["old_string"]
+    assert recoveries >= 1
+    searched = sum(any(c["name"] == "grep" for m in r["messages"] for c in m.get("tool_calls", []))
+                   for r in rows)
+    assert 0 < searched < len(rows)          # both paths, search first and read first
+    wrong_file = sum(any(c["name"] == "read_file" and c["arguments"]["path"].startswith("tests/")
+                         for m in r["messages"] for c in m.get("tool_calls", [])) for r in rows)
+    assert wrong_file >= 1                   # a wrong first guess, then the right file
+
+
+def test_recorded_trajectories_replay_to_a_solved_state(tmp_path):
+    """Feed the oracle's assistant turns to the real agent loop (replay: model) on fresh
+    copies: the tools give the same results and every task ends solved."""
+    dirs, rows = _record(tmp_path, 2, seed=3)
+    script = tmp_path / "script.jsonl"
+    with open(script, "w") as f:
+        for row in sorted(rows, key=lambda r: r["task"]):
+            for m in row["messages"]:
+                if m["role"] == "assistant":
+                    turn = {"content": m["content"]}
+                    if m.get("tool_calls"):
+                        turn["tool_calls"] = [{"name": c["name"], "arguments": c["arguments"]}
+                                              for c in m["tool_calls"]]
+                    f.write(json.dumps(turn) + "\n")
+    summary = evaluate(f"replay:{script}", tmp_path / "tasks", tmp_path / "eval", workers=1,
+                       max_steps=20, progress=False)
+    assert summary["total"] == len(dirs)
+    assert summary["solved"] == len(dirs), summary
