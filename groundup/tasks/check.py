@@ -179,6 +179,17 @@ def fresh_copy(task: TaskInfo, dest: str | Path) -> Path:
     return dest
 
 
+def scratch_copy(task: TaskInfo) -> Path:
+    """A working copy at /tmp/groundup-XXXX/repo. The oracle (training) and the evaluation use
+    the same shape, so the path in the system prompt and in tracebacks looks alike in both --
+    short, and without the task id (which would tell a model train from held-out)."""
+    return fresh_copy(task, Path(tempfile.mkdtemp(prefix="groundup-")) / "repo")
+
+
+def remove_scratch(work: Path) -> None:
+    shutil.rmtree(work.parent if work.name == "repo" else work, ignore_errors=True)
+
+
 def apply_gold(task: TaskInfo, work_repo: str | Path) -> None:
     """Apply the gold edits recorded by our generator (tests and debugging)."""
     for g in task.record.get("gold", []):

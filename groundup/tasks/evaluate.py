@@ -32,14 +32,15 @@ from typing import Any, Callable, Sequence
 from groundup.agent.loop import Agent
 from groundup.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from groundup.providers import load_model
-from groundup.tasks.check import TaskInfo, check, fresh_copy, load_tasks, python_on_path
+from groundup.tasks.check import (TaskInfo, check, load_tasks, python_on_path, remove_scratch,
+                                  scratch_copy)
 
 
 def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
              compact_prompt: bool | None = None, max_seconds: float | None = None,
              keep_work: bool = False) -> dict[str, Any]:
     """Run the agent on one task and check the result; returns the results.jsonl row."""
-    work = fresh_copy(task, out_dir / "work" / task.id)
+    work = scratch_copy(task)
     start = time.monotonic()
     row: dict[str, Any] = {"id": task.id, "tier": task.tier, "bug_kind": task.bug_kind}
     messages: list[dict[str, Any]] = []
@@ -62,8 +63,11 @@ def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
                transcript=f"transcripts/{task.id}.jsonl")
     atomic_write_text(out_dir / row["transcript"],
                       "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in messages))
-    if not keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+    if keep_work:   # for debugging: the repository as the agent left it
+        dest = out_dir / "work" / task.id
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(work, dest)
+    remove_scratch(work)
     return row
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -37,7 +35,8 @@ from groundup.agent.prompt import system_prompt
 from groundup.agent.tools import Toolbox, ToolResult
 from groundup.chat.types import ToolCall
 from groundup.io import append_jsonl
-from groundup.tasks.check import TaskInfo, check, fresh_copy, load_task, python_on_path
+from groundup.tasks.check import (TaskInfo, check, load_task, python_on_path, remove_scratch,
+                                  scratch_copy)
 
 P_SEARCH_FIRST = 0.6      # grep + ranged read, else read the whole module
 P_BAD_EDIT = 0.15         # recovery: an edit that does not match, then re-read and fix
@@ -213,11 +212,11 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
     return rec.messages
 
 
-def record_one(task_dir: str | Path, base: Path, seed: int = 0, compact: bool = True,
+def record_one(task_dir: str | Path, seed: int = 0, compact: bool = True,
                verify: bool = True) -> dict[str, Any]:
     """One verified trajectory: {"task", "messages", "tools"}. Call inside python_on_path()."""
     task = load_task(task_dir)
-    work = fresh_copy(task, base / task.id)
+    work = scratch_copy(task)
     try:
         rng = random.Random(f"groundup-oracle:{seed}:{task.id}")
         messages = solve(task, work, rng, compact)
@@ -225,7 +224,7 @@ def record_one(task_dir: str | Path, base: Path, seed: int = 0, compact: bool = 
             raise AssertionError(f"oracle trajectory for {task.id} does not solve it")
         return {"task": task.id, "messages": messages, "tools": Toolbox(work).schemas()}
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_scratch(work)
 
 
 def record(task_dirs: Iterable[str | Path], out_path: str | Path, seed: int = 0,
@@ -238,11 +237,9 @@ def record(task_dirs: Iterable[str | Path], out_path: str | Path, seed: int = 0,
     Threads suffice for `workers`: the time goes to test subprocesses, not Python.
     """
     dirs = list(task_dirs)
-    with python_on_path(), tempfile.TemporaryDirectory(prefix="groundup-oracle-") as tmp, \
-            ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        base = Path(tmp)
+    with python_on_path(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         n = 0
-        for row in pool.map(lambda d: record_one(d, base, seed, compact, verify), dirs):
+        for row in pool.map(lambda d: record_one(d, seed, compact, verify), dirs):
             append_jsonl(out_path, row)
             n += 1
             if progress is not None:
