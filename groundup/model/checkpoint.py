@@ -4,12 +4,14 @@ Design choices:
 - One format for everything: our own models are saved exactly as transformers would save a
   LlamaForCausalLM, so `AutoModelForCausalLM.from_pretrained` (and vLLM, SGLang, llama.cpp's
   converter) load them, and `load_model` reads real Llama/Qwen2/Qwen3 checkpoints the same way.
-- Tensor names: HF's minus the leading `model.` (our modules are named like HF's); `lm_head`
-  is absent from a checkpoint whose head is tied to the embedding.
+- Tensor names: HF's minus the leading `model.` (our modules are named like HF's), except our
+  two fused projections: `qkv_proj` holds HF's q_proj, k_proj, v_proj stacked along the output
+  dimension, `gate_up_proj` holds gate_proj and up_proj (see `FUSED`). `lm_head` is absent
+  from a checkpoint whose head is tied to the embedding.
 - No second copy of the weights: the model is built on the `meta` device (shapes only, no
   memory), then each tensor is read from the memory-mapped safetensors file, converted to the
-  requested dtype/device, and *assigned* as the parameter -- peak memory is one model plus
-  one tensor in flight.
+  requested dtype/device, and *assigned* as the parameter (a fused parameter is allocated once
+  and its pieces copied into their rows) -- peak memory is one model plus one tensor in flight.
 - Everything that can go wrong with a directory (no config, unsupported architecture, missing
   shard, a tensor whose shape disagrees with config.json) is a one-line UserError.
 - Saving is atomic (groundup.io) and touches only config.json, model.safetensors (and removes a
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -43,9 +47,20 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return DTYPES[dtype]
 
 
-def hf_name(name: str) -> str:
-    """our parameter name -> the checkpoint's tensor name"""
-    return name if name.startswith("lm_head.") else "model." + name
+# our fused parameter -> the HF modules stacked in it, in row order
+FUSED = {"self_attn.qkv_proj": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+         "mlp.gate_up_proj": ("mlp.gate_proj", "mlp.up_proj")}
+
+
+def hf_pieces(name: str, cfg: ModelConfig) -> list[tuple[str, int]]:
+    """our parameter name -> [(checkpoint tensor name, its number of rows)]; rows -1 = all of it"""
+    prefix = "" if name.startswith("lm_head.") else "model."
+    for fused, parts in FUSED.items():
+        if f".{fused}." in name:
+            rows = ([cfg.n_heads * cfg.head_dim] + [cfg.n_kv_heads * cfg.head_dim] * 2 if "qkv" in fused
+                    else [cfg.ffn_dim] * 2)
+            return [(prefix + name.replace(fused, part), r) for part, r in zip(parts, rows)]
+    return [(prefix + name, -1)]
 
 
 def _weight_files(d: Path) -> dict[str, Path]:
@@ -78,32 +93,46 @@ def load_model(path: str | os.PathLike, dtype: str | torch.dtype | None = torch.
     files = _weight_files(d)
     with torch.device("meta"):
         model = Transformer(cfg)
-    expected = {hf_name(n): (n, p.shape) for n, p in model.named_parameters()}  # tied head listed once
-
-    state: dict[str, torch.Tensor] = {}
-    by_file: dict[Path, list[str]] = {}
+    plan = {name: hf_pieces(name, cfg) for name, _ in model.named_parameters()}   # a tied head listed once
+    wanted = {hf for pieces in plan.values() for hf, _ in pieces}
     for name, f in files.items():
-        if name.endswith("rotary_emb.inv_freq"):       # old checkpoints saved this derived buffer
+        if name in wanted or name.endswith("rotary_emb.inv_freq"):   # old checkpoints saved this buffer
             continue
-        if name not in expected:
-            if cfg.tie_embeddings and name == "lm_head.weight":
-                continue                                # some tied checkpoints store the copy anyway
-            raise UserError(f"unexpected tensor {name!r} in {f.name}: config.json describes a different model")
-        by_file.setdefault(f, []).append(name)
-    missing = sorted(set(expected) - {n for ns in by_file.values() for n in ns})
+        if cfg.tie_embeddings and name == "lm_head.weight":          # some tied checkpoints keep the copy
+            continue
+        raise UserError(f"unexpected tensor {name!r} in {f.name}: config.json describes a different model")
+    missing = sorted(wanted - set(files))
     if missing:
         raise UserError(f"weights for {missing[0]!r} (and {len(missing) - 1} more) are missing from {d}"
                         if len(missing) > 1 else f"weights for {missing[0]!r} are missing from {d}")
+
     dev = torch.device(device)
-    for f, names in by_file.items():
-        with safe_open(f, "pt", device="cpu") as sf:
-            for name in names:
-                t = sf.get_tensor(name)
-                ours, shape = expected[name]
-                if t.shape != shape:
-                    raise UserError(f"shape mismatch for {name}: config.json implies {tuple(shape)}, "
+    params = dict(model.named_parameters())
+    state: dict[str, torch.Tensor] = {}
+    with ExitStack() as stack:
+        handles: dict[Path, Any] = {}           # one open (memory-mapped) handle per shard
+        for ours, pieces in plan.items():
+            shape = params[ours].shape
+            out = None
+            row = 0
+            for hf, rows in pieces:
+                f = files[hf]
+                if f not in handles:
+                    handles[f] = stack.enter_context(safe_open(f, "pt", device="cpu"))
+                t = handles[f].get_tensor(hf)
+                want = shape if rows == -1 else (rows, *shape[1:])
+                if t.shape != want:
+                    raise UserError(f"shape mismatch for {hf}: config.json implies {tuple(want)}, "
                                     f"{f.name} has {tuple(t.shape)}")
-                state[ours] = t.to(device=dev, dtype=dtype or t.dtype)
+                if rows == -1:
+                    state[ours] = t.to(device=dev, dtype=dtype or t.dtype)
+                    continue
+                if out is None:   # the fused parameter: allocated once, filled piece by piece
+                    out = torch.empty(shape, device=dev, dtype=dtype or t.dtype)
+                out[row:row + rows].copy_(t)
+                row += rows
+            if out is not None:
+                state[ours] = out
     if cfg.tie_embeddings:
         state["lm_head.weight"] = state["embed_tokens.weight"]   # state_dict() names both sides of a tie
     model.load_state_dict(state, strict=True, assign=True)
@@ -122,7 +151,13 @@ def save_model(model: Transformer, path: str | os.PathLike) -> None:
     tensors: dict[str, torch.Tensor] = {}
     dtypes = set()
     for name, p in model.named_parameters():           # a tied head is yielded once (as the embedding)
-        tensors[hf_name(name)] = p.detach().to("cpu").contiguous()
+        pieces = hf_pieces(name, cfg)
+        t = p.detach().to("cpu")
+        if len(pieces) == 1:
+            tensors[pieces[0][0]] = t.contiguous()
+        else:   # split a fused parameter back into HF's tensors (cloned: safetensors refuses shared memory)
+            for (hf, _), part in zip(pieces, t.split([r for _, r in pieces])):
+                tensors[hf] = part.clone()
         dtypes.add(p.dtype)
     hf = cfg.to_hf_dict()
     hf["torch_dtype"] = str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else "float32"

@@ -3,9 +3,12 @@
     tokens -> embedding -> n_layers x [ x + Attn(RMSNorm(x)) ; x + SwiGLU(RMSNorm(x)) ] -> RMSNorm -> head
 
 Design choices:
-- Module names mirror Hugging Face's (`layers.3.self_attn.q_proj`, `mlp.gate_proj`, ...), so a
-  checkpoint's tensor names map to ours by dropping a `model.` prefix: no rename table to get
-  wrong (see checkpoint.py).
+- Module names mirror Hugging Face's (`layers.3.self_attn.o_proj`, `mlp.down_proj`, ...), so a
+  checkpoint's tensor names map to ours by dropping a `model.` prefix -- except two fusions:
+  q/k/v are one `qkv_proj` and gate/up are one `gate_up_proj` (nanoGPT's c_attn). One matmul
+  instead of three reads the same weights with one kernel launch; at batch 1 a decode step is
+  launch- and bandwidth-bound, so fewer, larger matmuls are measurably faster. checkpoint.py
+  stacks HF's tensors into them on load and splits them on save.
 - Attention is `F.scaled_dot_product_attention` (fused kernels on CPU and GPU). Grouped-query
   attention (n_kv_heads < n_heads) never copies k/v: prefill uses SDPA's `enable_gqa`, and
   decode folds the query heads of a group into SDPA's "time" axis (one query position, so no
@@ -31,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from groundup.model.config import ModelConfig
-from groundup.model.rope import apply_rope, inv_frequencies, rope_table
+from groundup.model.rope import apply_rope, inv_frequencies, rope_table, signed_sin
 
 KV = tuple[torch.Tensor, torch.Tensor]   # one layer's cache: k, v each (B, n_kv_heads, T_max, head_dim)
 
@@ -55,9 +58,8 @@ class Attention(nn.Module):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         self.group = cfg.n_heads // cfg.n_kv_heads
-        self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=cfg.qkv_bias)
-        self.k_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
-        self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        # rows: H*D of q, then Hkv*D of k, then Hkv*D of v (HF's q_proj, k_proj, v_proj stacked)
+        self.qkv_proj = nn.Linear(cfg.dim, (cfg.n_heads + 2 * cfg.n_kv_heads) * cfg.head_dim, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
         self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
@@ -65,13 +67,15 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv: KV | None = None,
                 pos: int | torch.Tensor = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)        # (B, T, H, D)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)     # (B, T, Hkv, D)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)   # (B, H, T, D)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        H, Hkv = self.n_heads, self.n_kv_heads
+        qkv = self.qkv_proj(x).view(B, T, H + 2 * Hkv, self.head_dim)      # (B, T, H + 2Hkv, D)
+        v = qkv[:, :, H + Hkv:].transpose(1, 2)                            # (B, Hkv, T, D)
+        if self.q_norm is None:   # rotate q and k together: one set of RoPE ops, not two
+            qk = apply_rope(qkv[:, :, :H + Hkv].transpose(1, 2), cos, sin)  # (B, H + Hkv, T, D)
+            q, k = qk[:, :H], qk[:, H:]
+        else:                     # Qwen3: each head's q and k are RMS-normalised before RoPE
+            q = apply_rope(self.q_norm(qkv[:, :, :H]).transpose(1, 2), cos, sin)          # (B, H, T, D)
+            k = apply_rope(self.k_norm(qkv[:, :, H:H + Hkv]).transpose(1, 2), cos, sin)   # (B, Hkv, T, D)
         if q.dtype != v.dtype:           # under autocast v may be bf16 while cos/sin are fp32
             q, k = q.to(v.dtype), k.to(v.dtype)
 
@@ -105,7 +109,7 @@ class Attention(nn.Module):
         """One query position per row. q (B, H, 1, D); k, v (B, Hkv, L, D); mask (B, 1, 1, L) or None."""
         B = q.shape[0]
         # the `group` query heads that share a kv head become `group` query rows against it
-        qg = q.view(B, self.n_kv_heads, self.group, self.head_dim)                  # (B, Hkv, G, D)
+        qg = q.reshape(B, self.n_kv_heads, self.group, self.head_dim)               # (B, Hkv, G, D)
         y = F.scaled_dot_product_attention(qg, k, v, attn_mask=mask)               # (B, Hkv, G, D)
         return y.view(B, self.n_heads, 1, self.head_dim)
 
@@ -115,12 +119,13 @@ class MLP(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.dim, cfg.ffn_dim, bias=False)
-        self.up_proj = nn.Linear(cfg.dim, cfg.ffn_dim, bias=False)
+        # rows: ffn_dim of gate, then ffn_dim of up (HF's gate_proj, up_proj stacked)
+        self.gate_up_proj = nn.Linear(cfg.dim, 2 * cfg.ffn_dim, bias=False)
         self.down_proj = nn.Linear(cfg.ffn_dim, cfg.dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)                   # (B, T, F) each
+        return self.down_proj(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -174,12 +179,12 @@ class Transformer(nn.Module):
         return n
 
     def rope(self, length: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (>= length, head_dim) for this dtype/device; grown by doubling when needed."""
+        """cos, signed sin (>= length, head_dim) for this dtype/device; grown by doubling when needed."""
         key = (dtype, device)
         if key not in self._rope or self._rope[key][0].shape[0] < length:
             n = max(length, 2 * self._rope[key][0].shape[0] if key in self._rope else 256)
             cos, sin = rope_table(inv_frequencies(self.config).to(device), n)
-            self._rope[key] = (cos.to(dtype), sin.to(dtype))
+            self._rope[key] = (cos.to(dtype), signed_sin(sin).to(dtype))
         return self._rope[key]
 
     # ------------------------------------------------------------------ forward

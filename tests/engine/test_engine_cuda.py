@@ -33,7 +33,8 @@ def test_cuda_fp32_parity(qwen3_dir):
         assert (ours(idx) - hf(idx).logits).abs().max().item() < 1e-3
     prompt = idx[0, :7].tolist()
     ref = hf.generate(idx[:1, :7], do_sample=False, max_new_tokens=32, min_new_tokens=32,
-                      eos_token_id=None, pad_token_id=0)[0, 7:].tolist()
+                      eos_token_id=None, pad_token_id=0,
+                      attention_mask=torch.ones_like(idx[:1, :7]))[0, 7:].tolist()
     assert Engine(ours).generate(prompt, SamplingParams(max_new_tokens=32)).token_ids == ref
 
 

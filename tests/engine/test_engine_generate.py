@@ -150,7 +150,8 @@ def test_repetition_penalty_greedy_matches_hf_generate(hf_and_dir, engine):
     hf, _ = hf_and_dir
     prompt = _prompts(seed=6)[3]
     ref = hf.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=20, min_new_tokens=20,
-                      repetition_penalty=1.3, eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
+                      repetition_penalty=1.3, eos_token_id=None, pad_token_id=0,
+                      attention_mask=torch.ones(1, len(prompt), dtype=torch.long))[0, len(prompt):].tolist()
     got = engine.generate(prompt, SamplingParams(max_new_tokens=20, repetition_penalty=1.3)).token_ids
     assert got == ref
 

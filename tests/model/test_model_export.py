@@ -29,7 +29,7 @@ def test_init_is_deterministic_and_forward_is_causal():
     idx2[:, 10:] = (idx2[:, 10:] + 1) % 300            # change the future ...
     assert torch.allclose(a(idx2)[:, :10], logits[:, :10], atol=1e-6)   # ... the past does not see it
     logits.sum().backward()                               # trainable as is
-    assert a.layers[0].mlp.up_proj.weight.grad is not None
+    assert a.layers[0].mlp.gate_up_proj.weight.grad is not None
 
 
 def test_num_params_counts_a_tied_head_once():
