@@ -38,9 +38,10 @@ from groundup.io import append_jsonl
 from groundup.tasks.check import (TaskInfo, check, load_task, python_on_path, remove_scratch,
                                   scratch_copy)
 
-P_SEARCH_FIRST = 0.6      # grep + ranged read, else read the whole module
+P_SEARCH_FIRST = 0.6      # grep, then a ranged read
+P_WRONG_FILE = 0.1        # recovery: read a path that does not exist, then search
+                          # (the rest: read the test file, then the module it imports)
 P_BAD_EDIT = 0.15         # recovery: an edit that does not match, then re-read and fix
-P_WRONG_FILE = 0.1        # recovery: read the test file first
 
 
 class Recorder:
@@ -92,27 +93,77 @@ def _grep_line(result: ToolResult, path: str) -> int | None:
     return None
 
 
-def _locate(rec: Recorder, rng: random.Random, path: str, symbol: str, kind: str,
-            text: str) -> None:
-    """Show the model the code of `symbol` (a function or class) in `path`."""
-    if rng.random() < P_SEARCH_FIRST:
-        pattern = f"{kind} {symbol}\\b"
-        found = rec.call(text, "grep", pattern=pattern)
-        line = _grep_line(found, path)
-        assert line is not None, f"grep {pattern!r} did not find {path}: {found.content}"
-        lines = (rec.root / path).read_text(encoding="utf-8").splitlines()
-        rec.call(f"{symbol} is at {path}:{line}. Let me read it.", "read_file", path=path,
-                 offset=line, limit=_block_length(lines, line - 1))
-    else:
-        rec.call(f"{symbol} is in {path}. Let me read it.", "read_file", path=path)
+def _test_path(test_id: str) -> str:
+    return "/".join(test_id.split(".")[:-2]) + ".py"
 
 
-def _symbol(gold: dict[str, Any]) -> tuple[str, str]:
-    """What to look up for a gold edit: ("def", function) or ("class", Class)."""
-    unit = gold.get("unit", gold["function"])
+def _called(rec: Recorder, test_id: str) -> list[str]:
+    """Names called in a test's assertion: what the failing test's traceback shows."""
+    lines = (rec.root / _test_path(test_id)).read_text(encoding="utf-8").splitlines()
+    head = f"    def {test_id.split('.')[-1]}(self):"
+    start = lines.index(head)
+    for line in lines[start + 1:]:
+        if line.startswith("    def "):
+            break
+        if "self.assert" in line:
+            return [n for n in re.findall(r"(\w+)\(", line) if not n.startswith("assert")]
+    return []
+
+
+def _unit_block(rec: Recorder, path: str, unit: str) -> list[str]:
+    """The lines of a top-level def/class, found by name (line numbers shift as we edit)."""
+    lines = (rec.root / path).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, ln in enumerate(lines)
+                 if re.match(rf"(def|class) {re.escape(unit)}\b", ln))
+    return lines[start: start + _block_length(lines, start)]
+
+
+def _entry(rec: Recorder, task: TaskInfo, path: str, unit: str) -> tuple[str, str]:
+    """(name, test id): a name that a failing test's assertion calls and that `unit` defines
+    (the function itself, or a method of the class), so the model can see it in the output."""
+    block = _unit_block(rec, path, unit)
+    defined = {unit} | set(re.findall(r"^\s+def (\w+)", "\n".join(block), re.M))
+    for tid in task.fail_to_pass:
+        for name in _called(rec, tid):
+            if name in defined:
+                return name, tid
+    return unit, task.fail_to_pass[0]
+
+
+def _read_range(rec: Recorder, path: str, line: int, text: str) -> None:
+    lines = (rec.root / path).read_text(encoding="utf-8").splitlines()
+    rec.call(text, "read_file", path=path, offset=line, limit=_block_length(lines, line - 1))
+
+
+def _search(rec: Recorder, name: str, path: str, text: str) -> int:
+    found = rec.call(text, "grep", pattern=f"def {name}\\b")
+    line = _grep_line(found, path)
+    assert line is not None, f"grep for {name} did not find {path}: {found.content}"
+    return line
+
+
+def _locate(rec: Recorder, rng: random.Random, mode: str, path: str, unit: str) -> None:
+    """Show the model the code of `unit` (a function or class) in `path`, starting from a name
+    the failing test shows. Modes: search (grep, then read the function -- or the whole
+    module for a class), read (the test file, then the module it imports), guess (a wrong
+    path first, then search)."""
+    name, tid = _entry(rec, rec.task, path, unit)
+    if mode == "read":
+        rec.call("Let me look at the test.", "read_file", path=_test_path(tid))
+        rec.call(f"The test imports from {path[:-3].replace('/', '.')}. Let me read {path}.",
+                 "read_file", path=path)
+        return
+    text = f"Let me find {name}."
+    if mode == "guess":
+        guess = _test_path(tid).split("/")[-1][len("test_"):]
+        r = rec.call(f"Let me read {guess}.", "read_file", path=guess)
+        assert r.is_error, "the wrong guess exists"
+        text = f"{guess} does not exist. Let me search for {name}."
+    line = _search(rec, name, path, text)
     if unit[:1].isupper():
-        return unit, "class"
-    return unit, "def"
+        rec.call(f"{name} is in {path}. Let me read it.", "read_file", path=path)
+    else:
+        _read_range(rec, path, line, f"{name} is at {path}:{line}. Let me read it.")
 
 
 def _describe(gold: dict[str, Any]) -> str:
@@ -146,12 +197,11 @@ def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
             r = rec.call(_describe(gold), "edit_file", path=path, old_string=bad,
                          new_string=gold["new"])
             assert r.is_error, "the deliberately wrong edit matched"
-            symbol, kind = _symbol(gold)
-            text = "The edit did not match. Let me read the code again and copy the line exactly."
-            lines = (rec.root / path).read_text(encoding="utf-8").splitlines()
-            start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith(f"{kind} {symbol}"))
-            rec.call(text, "read_file", path=path, offset=start + 1,
-                     limit=_block_length(lines, start))
+            # read it again the way it was last read, then copy the line from that output
+            last = [c["arguments"] for m in rec.messages for c in m.get("tool_calls", [])
+                    if c["name"] == "read_file" and c["arguments"]["path"] == path][-1]
+            rec.call("The edit did not match. Let me read the code again and copy the line "
+                     "exactly.", "read_file", **last)
             r = rec.call("Now with the exact text.", "edit_file", path=path,
                          old_string=gold["old"], new_string=gold["new"])
             assert not r.is_error, r.content
@@ -161,47 +211,28 @@ def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
     assert not r.is_error, r.content
 
 
-def _module_of_test(test_id: str, rec: Recorder) -> str | None:
-    """The module a test file imports from (`from pkg.mod import ...` -> pkg/mod.py)."""
-    test_path = "/".join(test_id.split(".")[:-2]) + ".py"
-    try:
-        text = (rec.root / test_path).read_text(encoding="utf-8")
-    except OSError:
-        return None
-    m = re.search(r"^from ([\w.]+) import", text, re.M)
-    return m.group(1).replace(".", "/") + ".py" if m else None
-
-
 def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) -> list[dict[str, Any]]:
     """Record one oracle trajectory in the working copy `root`; returns the messages."""
     rec = Recorder(task, root, compact)
     golds = sorted(task.record["gold"], key=lambda g: (g["path"], g["line"]))
-    first = task.fail_to_pass[0]
     if len(golds) > 1:   # two bugs: run every failing test module at once
-        modules = sorted({".".join(t.split(".")[:-2]) for t in task.fail_to_pass})
-        run_ids = modules
+        run_ids = sorted({".".join(t.split(".")[:-2]) for t in task.fail_to_pass})
     else:
-        run_ids = [first]
+        run_ids = [task.fail_to_pass[0]]
     rec.call("Let me run the failing test.", "bash", command=_test_command(run_ids))
-    if rng.random() < P_WRONG_FILE:
-        test_path = "/".join(first.split(".")[:-2]) + ".py"
-        rec.call("Let me look at the test first.", "read_file", path=test_path)
+    r = rng.random()
+    mode = "search" if r < P_SEARCH_FIRST else ("guess" if r < P_SEARCH_FIRST + P_WRONG_FILE
+                                                 else "read")
     for gold in golds:
-        symbol, kind = _symbol(gold)
+        unit = gold.get("unit", gold["function"])
         caller = gold.get("called_from")
         if caller:   # tier 2: read the function the test calls, then follow it to the helper
-            _locate(rec, rng, caller["path"], caller["function"], "def",
-                    f"The test calls {caller['function']}. Let me find it.")
-            text = f"{caller['function']} calls {symbol}. Let me find where {symbol} is defined."
-            found = rec.call(text, "grep", pattern=f"def {symbol}\\b")
-            line = _grep_line(found, gold["path"])
-            assert line is not None, found.content
-            lines = (rec.root / gold["path"]).read_text(encoding="utf-8").splitlines()
-            rec.call(f"{symbol} is at {gold['path']}:{line}. Let me read it.", "read_file",
-                     path=gold["path"], offset=line, limit=_block_length(lines, line - 1))
+            _locate(rec, rng, mode, caller["path"], caller["function"])
+            line = _search(rec, unit, gold["path"],
+                           f"{caller['function']} calls {unit}. Let me find {unit}.")
+            _read_range(rec, gold["path"], line, f"{unit} is at {gold['path']}:{line}.")
         else:
-            _locate(rec, rng, gold["path"], symbol, kind,
-                    f"Let me find {symbol}." if gold is golds[0] else f"Now {symbol}.")
+            _locate(rec, rng, mode if gold is golds[0] else "search", gold["path"], unit)
         _edit(rec, gold, rng)
     result = rec.call("Let me run the test again.", "bash", command=_test_command(run_ids))
     assert "OK" in result.content, result.content
