@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import random
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from groundup.agent.prompt import system_prompt
 from groundup.agent.tools import Toolbox, ToolResult
@@ -37,6 +38,7 @@ from groundup.chat.types import ToolCall
 from groundup.io import append_jsonl
 from groundup.tasks.check import (TaskInfo, check, load_task, python_on_path, remove_scratch,
                                   scratch_copy)
+from groundup.tasks.generate import generate_task
 
 P_SEARCH_FIRST = 0.6      # grep, then a ranged read
 P_WRONG_FILE = 0.1        # recovery: read a path that does not exist, then search
@@ -276,3 +278,16 @@ def record(task_dirs: Iterable[str | Path], out_path: str | Path, seed: int = 0,
             if progress is not None:
                 progress(n)
     return n
+
+
+def make_dataset(out_path: str | Path, n: int, tiers: Sequence[int] = (1, 2, 3),
+                 weights: Sequence[float] | None = None, seed: int = 0, workers: int = 1,
+                 verify: bool = False, progress: Callable[[int], None] | None = None) -> int:
+    """Generate n fresh training tasks (tier drawn by `weights`) and record one oracle
+    trajectory for each into out_path: the SFT data in one call. Task i uses seed + i."""
+    rng = random.Random(f"groundup-dataset:{seed}")
+    chosen = rng.choices(list(tiers), weights=weights, k=n)
+    with tempfile.TemporaryDirectory(prefix="groundup-sft-tasks-") as tmp:
+        dirs = [generate_task(seed + i, tier, "train").write(tmp) for i, tier in enumerate(chosen)]
+        return record(dirs, out_path, seed=seed, workers=workers, verify=verify,
+                      progress=progress)
