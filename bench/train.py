@@ -36,10 +36,10 @@ def hf_model(cfg: ModelConfig):
 
 def make_step(model, hf: bool, dtype: str):
     opt = make_optimizer(model, 1e-3)
-    ac = (torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext)
+    dev = next(model.parameters()).device.type
 
     def step(x, y):
-        with (ac if dtype == "bf16" else contextlib.nullcontext()):
+        with (torch.autocast(dev, dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()):
             logits = model(input_ids=x).logits if hf else model(x)         # (B, T, V)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         loss.backward()
@@ -51,9 +51,12 @@ def make_step(model, hf: bool, dtype: str):
 
 
 def timed(step, x, y, n: int) -> float:
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     for _ in range(n):
         step(x, y)
+    sync()
     return n * x.numel() / (time.perf_counter() - t0)
 
 
