@@ -119,11 +119,17 @@ class Tokenizer:
     # ---------------------------------------------------------------- lookups
 
     def token_to_id(self, s: str) -> int | None:
-        """The id of a special/added token, or of an ordinary token given as its text."""
+        """The id of a special/added token, or of an ordinary token given as its text (or, for
+        a loaded tokenizer.json, as written in its vocab: "Ġthe")."""
         t = self._added_by_content.get(s)
         if t is not None:
             return t.id
-        return self.vocab.get(s.encode("utf-8"))
+        i = self.vocab.get(s.encode("utf-8"))
+        if i is None and self.hf_json is not None:
+            from groundup.tokenizer.formats import from_bytelevel
+            b = from_bytelevel(s)
+            i = self.vocab.get(b) if b is not None else None
+        return i
 
     def id_to_bytes(self, i: int) -> bytes:
         b = self._id_bytes[i] if 0 <= i < self.vocab_size else None

@@ -124,6 +124,9 @@ def test_added_tokens(hf_cases):
     assert hf.token_to_id("<|im_start|>") not in plain and hf.token_to_id("<mask>") not in plain
     assert hf.token_to_id("<think>") in plain
     assert ours.token_to_id("<|im_end|>") == hf.token_to_id("<|im_end|>")
+    some = next(t for t in hf.get_vocab() if t.startswith("Ġ") and len(t) > 2)
+    assert ours.token_to_id(some) == hf.token_to_id(some)
+    assert ours.token_to_id(some.replace("Ġ", " ")) == hf.token_to_id(some)
 
 
 def test_pair_rule_is_not_the_rank_rule():
