@@ -165,7 +165,10 @@ class Batch:
         else:
             pos = torch.tensor([s.length for s in self.seqs], device=self.engine.device)      # (n,)
             L = max(s.length for s in self.seqs) + 1
-            mask = (self._arange[:L][None, :] <= pos[:, None]).view(n, 1, 1, L)             # (n, 1, 1, L)
+            # additive mask, built once per step and shared by every layer: 0 where a row may attend
+            # (its own positions 0..pos), -inf over the unused tail of shorter rows
+            mask = torch.zeros(n, 1, 1, L, dtype=self.engine.dtype, device=self.engine.device)
+            mask.masked_fill_((self._arange[:L][None, :] > pos[:, None]).view(n, 1, 1, L), float("-inf"))
             logits = self.engine.model(last, self.cache.views(0, n), pos, mask)
         tokens = sample_rows(logits[:, -1], [s.sampler for s in self.seqs])               # (n,) ints
         out = [(s, s.accept(t)) for s, t in zip(self.seqs, tokens)]

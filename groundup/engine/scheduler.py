@@ -85,8 +85,10 @@ class RequestHandle:
 
 class Scheduler:
     def __init__(self, engine: Engine, max_batch: int = 8, max_len: int | None = None):
+        """max_batch slots of max_len tokens each (prompt + output), allocated up front. The
+        default caps max_len at 4096: a 32k-context config would otherwise reserve gigabytes."""
         self.engine = engine
-        self.max_len = min(max_len or engine.max_seq_len, engine.max_seq_len)
+        self.max_len = min(max_len or 4096, engine.max_seq_len)
         self.max_batch = max_batch
         self._batch: Batch | None = None              # allocated lazily by the loop thread
         self._waiting: list[RequestHandle] = []

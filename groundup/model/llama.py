@@ -21,7 +21,7 @@ Design choices:
   (batched / continuous-batching decode; the engine builds the (B, 1, 1, L) mask once per step
   and every layer shares it).
 - RMSNorm follows HF's rounding (normalise in float32, cast back, then scale) so bf16 matches
-  transformers too; in float32 it is one fused `F.rms_norm` call.
+  transformers too.
 - Qwen2 adds a bias to q/k/v; Qwen3 RMS-normalises each head's q and k before RoPE.
 """
 
@@ -44,13 +44,12 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
-        self.shape = (dim,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
-            return F.rms_norm(x, self.shape, self.weight, self.eps)
-        # HF order: normalise in float32, round to the input dtype, *then* scale by the weight
-        return self.weight * F.rms_norm(x.float(), self.shape, None, self.eps).to(x.dtype)
+        # HF's order: normalise in float32, round to the input dtype, *then* scale by the weight.
+        # Written out rather than F.rms_norm: on CPU that is a composite of more ops than this.
+        xf = x.float()                                                      # no-op in float32
+        return self.weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -69,13 +68,14 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         H, Hkv = self.n_heads, self.n_kv_heads
         qkv = self.qkv_proj(x).view(B, T, H + 2 * Hkv, self.head_dim)      # (B, T, H + 2Hkv, D)
-        v = qkv[:, :, H + Hkv:].transpose(1, 2)                            # (B, Hkv, T, D)
+        qk, v = qkv.split([H + Hkv, Hkv], dim=2)
+        v = v.transpose(1, 2)                                              # (B, Hkv, T, D)
         if self.q_norm is None:   # rotate q and k together: one set of RoPE ops, not two
-            qk = apply_rope(qkv[:, :, :H + Hkv].transpose(1, 2), cos, sin)  # (B, H + Hkv, T, D)
-            q, k = qk[:, :H], qk[:, H:]
+            q, k = apply_rope(qk.transpose(1, 2), cos, sin).split([H, Hkv], dim=1)  # (B, H|Hkv, T, D)
         else:                     # Qwen3: each head's q and k are RMS-normalised before RoPE
-            q = apply_rope(self.q_norm(qkv[:, :, :H]).transpose(1, 2), cos, sin)          # (B, H, T, D)
-            k = apply_rope(self.k_norm(qkv[:, :, H:H + Hkv]).transpose(1, 2), cos, sin)   # (B, Hkv, T, D)
+            q, k = qk.split([H, Hkv], dim=2)
+            q = apply_rope(self.q_norm(q).transpose(1, 2), cos, sin)       # (B, H, T, D)
+            k = apply_rope(self.k_norm(k).transpose(1, 2), cos, sin)       # (B, Hkv, T, D)
         if q.dtype != v.dtype:           # under autocast v may be bf16 while cos/sin are fp32
             q, k = q.to(v.dtype), k.to(v.dtype)
 
@@ -84,10 +84,10 @@ class Attention(nn.Module):
         else:
             kc, vc = kv
             if isinstance(pos, int):                        # all rows at the same position
-                kc[:, :, pos:pos + T] = k                   # in-place write into the preallocated cache
-                vc[:, :, pos:pos + T] = v
+                kc.narrow(2, pos, T).copy_(k)               # in-place write into the preallocated cache
+                vc.narrow(2, pos, T).copy_(v)
                 if T == 1:                                  # decode: attend to the whole prefix
-                    y = self._decode_attend(q, kc[:, :, :pos + 1], vc[:, :, :pos + 1], mask)
+                    y = self._decode_attend(q, kc.narrow(2, 0, pos + 1), vc.narrow(2, 0, pos + 1), mask)
                 elif pos == 0:                              # prefill from scratch: the new k/v are all there is
                     y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.group > 1)
                 else:                                       # prefill continuing after a cached prefix
@@ -100,7 +100,7 @@ class Attention(nn.Module):
                 kc[rows, :, pos] = k[:, :, 0]               # (B, Hkv, D) scattered to each row's slot
                 vc[rows, :, pos] = v[:, :, 0]
                 L = mask.shape[-1]                          # the longest row's length
-                y = self._decode_attend(q, kc[:, :, :L], vc[:, :, :L], mask)
+                y = self._decode_attend(q, kc.narrow(2, 0, L), vc.narrow(2, 0, L), mask)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
         return self.o_proj(y)
 
@@ -194,7 +194,8 @@ class Transformer(nn.Module):
 
         cache: per-layer (k, v) tensors (B, Hkv, T_max, D) to write this call's k/v into.
         pos: where idx starts -- an int shared by all rows, or a (B,) tensor (then T == 1 and
-        `mask` (B, 1, 1, L) says which of the first L cache positions each row may attend to).
+        `mask` (B, 1, 1, L), boolean or additive, says which of the first L cache positions each
+        row may attend to).
         """
         B, T = idx.shape
         x = self.embed_tokens(idx)                                     # (B, T, C)
@@ -202,6 +203,9 @@ class Transformer(nn.Module):
             cos, sin = self.rope(pos + T, x.dtype, x.device)
             cos, sin = cos[pos:pos + T], sin[pos:pos + T]              # (T, D)
         else:
+            if mask is None:   # the engine passes one per step; build it for other callers
+                L = int(pos.max()) + 1
+                mask = (torch.arange(L, device=x.device)[None, :] <= pos[:, None]).view(B, 1, 1, L)
             cos, sin = self.rope(int(mask.shape[-1]), x.dtype, x.device)
             cos, sin = cos[pos].view(B, 1, 1, -1), sin[pos].view(B, 1, 1, -1)   # (B, 1, 1, D)
         for i, layer in enumerate(self.layers):
