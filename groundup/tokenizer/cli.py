@@ -111,6 +111,8 @@ def _decode(args) -> int:
     from groundup.tokenizer import load_tokenizer
     tok = load_tokenizer(args.tokenizer)
     ids = parse_ids(args.ids if args.ids is not None else sys.stdin.read())
+    for i in ids:
+        tok.id_to_bytes(i)                  # an unknown id is the user's mistake: say which
     sys.stdout.write(tok.decode(ids))
     if sys.stdout.isatty():
         sys.stdout.write("\n")

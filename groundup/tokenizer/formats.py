@@ -258,6 +258,8 @@ def _hf_config(directory: Path) -> tuple[str | None, str | None, str | None]:
                 t = next((x["template"] for x in t if x.get("name") == "default"),
                          t[0]["template"] if t else None)
             template = t or template
+    if template is None and (directory / "chat_template.jinja").is_file():
+        template = (directory / "chat_template.jinja").read_text(encoding="utf-8")
     return bos, eos, template
 
 

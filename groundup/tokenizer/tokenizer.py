@@ -20,7 +20,7 @@ Design choices:
   otherwise "<|user|>" is ordinary text. HF's non-special added tokens are always matched,
   as `tokenizers` does.
 - Decoding joins token bytes and decodes UTF-8 with U+FFFD for invalid sequences: a model can
-  emit half a character, and decoding must never crash on it.
+  emit half a character, and decoding must never crash on it. Unknown ids decode to U+FFFD too.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ GPT4_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,
 GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 
 CACHE_SIZE = 1 << 17
+REPLACEMENT = "\ufffd".encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -270,16 +271,18 @@ class Tokenizer:
     # ---------------------------------------------------------------- decoding
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """Ids -> the bytes they stand for. An id outside the vocabulary (a model whose
+        embedding is padded past the tokenizer can sample one) becomes U+FFFD's bytes rather
+        than an exception; `id_to_bytes` is the strict lookup."""
         table = self._id_bytes
         ids = list(ids)
-        if ids and min(ids) < 0:              # a negative index would silently wrap around
-            self.id_to_bytes(min(ids))
         try:
-            return b"".join([table[i] for i in ids])
+            if not ids or min(ids) >= 0:      # a negative index would silently wrap around
+                return b"".join([table[i] for i in ids])
         except (IndexError, TypeError):
-            for i in ids:                     # find the culprit for a clear message
-                self.id_to_bytes(i)
-            raise
+            pass
+        return b"".join([table[i] if 0 <= i < len(table) and table[i] is not None
+                         else REPLACEMENT for i in ids])
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids -> text; bytes that are not valid UTF-8 (half a character) become U+FFFD."""

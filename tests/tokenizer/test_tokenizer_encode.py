@@ -86,10 +86,12 @@ def test_decode_invalid_utf8_never_raises(small_tok):
     assert small_tok.decode([small_tok.vocab[b"\xff"]]) == "\ufffd"
 
 
-def test_decode_unknown_id_is_a_user_error(small_tok):
+def test_decode_unknown_id_is_replacement_but_strict_lookup_raises(small_tok):
+    a = small_tok.encode("a")
     for bad in (small_tok.vocab_size, 10**9, -1):
+        assert small_tok.decode(a + [bad] + a) == "a\ufffda"
         with pytest.raises(UserError, match="not in this tokenizer"):
-            small_tok.decode([1, bad])
+            small_tok.id_to_bytes(bad)
 
 
 def test_save_load_round_trip(small_tok, tmp_path):
