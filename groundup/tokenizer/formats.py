@@ -9,7 +9,7 @@ Other files in the directory (config.json, model.safetensors, ...) are left alon
 
 Design choices for tokenizer.json:
 - Supported: model type BPE of the byte-level kind (GPT-2, Llama 3, Qwen2): pre-tokenizers
-  ByteLevel and Split (Regex or String; Isolated/Removed/MergedWith*) in any Sequence,
+  ByteLevel, Digits and Split (Regex or String; Isolated/Removed/MergedWith*) in any Sequence,
   normalizers NFC/NFD/NFKC/NFKD, added tokens (special or not, lstrip/rstrip/single_word).
   Anything else is refused with one line that names what is unsupported.
 - Imported files keep HF's merge rule ("pair", see tokenizer.py), so ids equal `tokenizers`'
@@ -143,6 +143,9 @@ def _parse_pretokenizer(p: dict | None) -> list[tuple]:
     if kind == "ByteLevel":
         compiled = regex.compile(GPT2_PATTERN) if p.get("use_regex", True) else None
         return [("bytelevel", bool(p.get("add_prefix_space", True)), compiled)]
+    if kind == "Digits":         # HF splits on char::is_numeric, i.e. Unicode \p{N}
+        single = p.get("individual_digits", False)
+        return [("split", regex.compile(r"\p{N}" if single else r"\p{N}+"), "Isolated")]
     if kind == "Split":
         pat = p.get("pattern", {})
         source = pat["Regex"] if "Regex" in pat else regex.escape(pat.get("String", ""))
@@ -157,7 +160,7 @@ def _parse_pretokenizer(p: dict | None) -> list[tuple]:
             raise UserError(f"tokenizer.json split pattern is not a regex we can compile: {e}") \
                 from None
     raise UserError(f"unsupported tokenizer.json pre-tokenizer {kind!r} "
-                    "(supported: ByteLevel, Split, Sequence)")
+                    "(supported: ByteLevel, Split, Digits, Sequence)")
 
 
 # ------------------------------------------------------------------ import

@@ -69,6 +69,10 @@ class RegexSplit:
 
 
 class Tokenizer:
+    """A byte-level BPE tokenizer: `vocab` (token bytes -> id), a pre-tokenizer, a merge rule,
+    and added/special tokens. Build one with `train_tokenizer`, `load_tokenizer` or
+    `Tokenizer.from_ranks`; the constructor is the common ground of those."""
+
     def __init__(self, vocab: dict[bytes, int], *, pretokenizer, merge_rule: Literal["rank", "pair"],
                  added: Iterable[AddedToken] = (), merges: list[tuple[bytes, bytes]] | None = None,
                  ignore_merges: bool = True, bos: str | None = None, eos: str | None = None,
@@ -80,7 +84,6 @@ class Tokenizer:
         self.ignore_merges = ignore_merges
         self.added = sorted(added, key=lambda t: t.id)
         self.special_tokens = {t.content: t.id for t in self.added if t.special}
-        self._always = [t for t in self.added if not t.special]
         self.hf_json = hf_json                           # the file this was loaded from, if any
         self.chat_template = chat_template
         self.pattern = getattr(pretokenizer, "pattern", None)

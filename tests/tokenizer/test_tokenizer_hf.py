@@ -73,11 +73,15 @@ def hf_cases(train_texts):
     for t in obj["added_tokens"]:
         t["id"] = ids[t["id"]]
     shuffled = Tokenizer.from_str(json.dumps(obj))
+    # StarCoder / SmolLM style: every digit its own chunk, then GPT-2's byte-level split
+    digits = hf_train(train_texts, pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]))
     return {"gpt2": gpt2, "gpt2_prefix": gpt2_prefix, "qwen2": qwen2, "llama3": llama3,
-            "shuffled_ids": shuffled}
+            "shuffled_ids": shuffled, "digits": digits}
 
 
-CASES = ["gpt2", "gpt2_prefix", "qwen2", "llama3", "shuffled_ids"]
+CASES = ["gpt2", "gpt2_prefix", "qwen2", "llama3", "shuffled_ids", "digits"]
 
 
 def ours_from(hf: Tokenizer):
