@@ -2,7 +2,7 @@
 embedded corpus; round trips hold for arbitrary Unicode; special tokens need permission."""
 
 import pytest
-from conftest import VARIED
+from tokenizer_testdata import VARIED
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

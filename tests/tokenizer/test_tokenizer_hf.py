@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from conftest import VARIED
+from tokenizer_testdata import VARIED
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
