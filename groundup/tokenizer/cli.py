@@ -22,6 +22,9 @@ A tokenizer PATH is one of our tokenizer directories, a Hugging Face tokenizer.j
 directory holding one (e.g. a model directory)."""
 
 
+TOKENIZER_HELP = "our tokenizer directory, a tokenizer.json, or a directory holding one"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
@@ -41,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("encode", help="text -> token ids",
                        description="Encode text (from --text, else stdin) into token ids.")
-    p.add_argument("--tokenizer", required=True, metavar="PATH", help="tokenizer dir or tokenizer.json")
+    p.add_argument("--tokenizer", required=True, metavar="PATH", help=TOKENIZER_HELP)
     p.add_argument("--text", help="the text to encode (default: read stdin)")
     p.add_argument("--json", action="store_true", help='print {"ids": [...]} instead of "1,2,3"')
     p.add_argument("--allow-special", action="store_true",
@@ -51,14 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("decode", help="token ids -> text",
                        description="Decode token ids into text. Invalid UTF-8 (a split "
                        "character) is shown as U+FFFD.")
-    p.add_argument("--tokenizer", required=True, metavar="PATH", help="tokenizer dir or tokenizer.json")
+    p.add_argument("--tokenizer", required=True, metavar="PATH", help=TOKENIZER_HELP)
     p.add_argument("--ids", help='ids as "1,2,3" (or JSON); default: read stdin, which may be the '
                    "output of `encode --json`")
 
     p = sub.add_parser("stats", help="vocabulary size and bytes per token on a corpus",
                        description="Show a tokenizer's vocabulary and its compression "
                        "(UTF-8 bytes per token) on a corpus.")
-    p.add_argument("--tokenizer", required=True, metavar="PATH", help="tokenizer dir or tokenizer.json")
+    p.add_argument("--tokenizer", required=True, metavar="PATH", help=TOKENIZER_HELP)
     p.add_argument("--input", nargs="+", metavar="PATH",
                    help="files or directories to measure on (default: the embedded corpus)")
 
@@ -132,8 +135,8 @@ def _stats(args) -> int:
     n_tokens = sum(map(len, tok.encode_batch(texts)))
     seconds = time.perf_counter() - t0
     longest = sorted(tok.vocab, key=len)[-5:]
-    print(f"tokenizer        {args.tokenizer}  ({'tiktoken fast path' if tok.fast else 'reference encoder'}, "
-          f"{tok.merge_rule} rule)")
+    encoder = "tiktoken fast path" if tok.fast else "reference encoder"
+    print(f"tokenizer        {args.tokenizer}  ({encoder}, {tok.merge_rule} rule)")
     print(f"vocabulary       {tok.vocab_size} ({tok.n_ordinary} ordinary, "
           f"{len(tok.added)} added of which {len(tok.special_tokens)} special)")
     print(f"bos / eos ids    {tok.bos_id} / {tok.eos_id}")

@@ -223,8 +223,9 @@ def from_hf_json(obj: dict, source: str = "tokenizer.json", bos: str | None = No
             and len(vocab) >= 256 and sorted(vocab.values()) == list(range(len(vocab)))
             and all(bytes([i]) in vocab for i in range(256))
             and merges == all_splits_merges(vocab)):
-        tok = Tokenizer.from_ranks(vocab, pattern=steps[0][1].pattern,
-                                   special_tokens={t.content: t.id for t in added}, bos=bos, eos=eos)
+        specials = {t.content: t.id for t in added}
+        tok = Tokenizer.from_ranks(vocab, pattern=steps[0][1].pattern, special_tokens=specials,
+                                   bos=bos, eos=eos)
         tok.chat_template = chat_template
         return tok
     return Tokenizer(vocab, pretokenizer=HFPreTokenizer(normalizers, steps), merge_rule="pair",

@@ -73,8 +73,9 @@ class Tokenizer:
     and added/special tokens. Build one with `train_tokenizer`, `load_tokenizer` or
     `Tokenizer.from_ranks`; the constructor is the common ground of those."""
 
-    def __init__(self, vocab: dict[bytes, int], *, pretokenizer, merge_rule: Literal["rank", "pair"],
-                 added: Iterable[AddedToken] = (), merges: list[tuple[bytes, bytes]] | None = None,
+    def __init__(self, vocab: dict[bytes, int], *, pretokenizer,
+                 merge_rule: Literal["rank", "pair"], added: Iterable[AddedToken] = (),
+                 merges: list[tuple[bytes, bytes]] | None = None,
                  ignore_merges: bool = True, bos: str | None = None, eos: str | None = None,
                  hf_json: dict | None = None, chat_template: str | None = None):
         self.vocab = vocab                               # token bytes -> id (ordinary tokens)
