@@ -27,6 +27,7 @@ Design choices:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -37,6 +38,12 @@ from groundup.model.config import ModelConfig
 from groundup.model.rope import apply_rope, inv_frequencies, rope_table, signed_sin
 
 KV = tuple[torch.Tensor, torch.Tensor]   # one layer's cache: k, v each (B, n_kv_heads, T_max, head_dim)
+
+
+@functools.lru_cache(maxsize=64)
+def _arange(n: int, device: torch.device) -> torch.Tensor:
+    """0..n-1 as a tensor, made once per (n, device): every layer of every batched decode step uses it"""
+    return torch.arange(n, device=device)
 
 
 class RMSNorm(nn.Module):
@@ -96,7 +103,7 @@ class Attention(nn.Module):
                     y = F.scaled_dot_product_attention(q, kc[:, :, :L], vc[:, :, :L], attn_mask=causal,
                                                        enable_gqa=self.group > 1)
             else:                                           # ragged decode: row b is at position pos[b]
-                rows = torch.arange(B, device=x.device)
+                rows = _arange(B, x.device)
                 kc[rows, :, pos] = k[:, :, 0]               # (B, Hkv, D) scattered to each row's slot
                 vc[rows, :, pos] = v[:, :, 0]
                 L = mask.shape[-1]                          # the longest row's length
@@ -111,7 +118,7 @@ class Attention(nn.Module):
         # the `group` query heads that share a kv head become `group` query rows against it
         qg = q.reshape(B, self.n_kv_heads, self.group, self.head_dim)               # (B, Hkv, G, D)
         y = F.scaled_dot_product_attention(qg, k, v, attn_mask=mask)               # (B, Hkv, G, D)
-        return y.view(B, self.n_heads, 1, self.head_dim)
+        return y.reshape(B, self.n_heads, 1, self.head_dim)   # a view on CPU; CUDA kernels may return it strided
 
 
 class MLP(nn.Module):
