@@ -101,23 +101,26 @@ def _common(args) -> dict:
     return kw
 
 
+def _argv_for(args) -> list[str]:
+    """This command's arguments, rebuilt from the parsed namespace (minus --nproc)."""
+    argv = [args.verb]
+    for k, v in vars(args).items():
+        if k in ("verb", "nproc") or v is None or v is False:
+            continue
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            argv.append(flag)
+        elif isinstance(v, list):
+            argv += [flag, *map(str, v)]
+        else:
+            argv += [flag, str(v)]
+    return argv
+
+
 def _launch_torchrun(args) -> int:
-    """Re-run this very command under torchrun, minus --nproc."""
-    argv, skip = [], False
-    for a in sys.argv[1:]:
-        if skip:
-            skip = False
-            continue
-        if a == "--nproc":
-            skip = True
-            continue
-        if a.startswith("--nproc="):
-            continue
-        argv.append(a)
-    if argv and argv[0] == "train":   # invoked as `groundup train ...`
-        argv = argv[1:]
+    """Re-run this very command under torchrun: N processes of `python -m groundup.train`."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={args.nproc}", "-m", "groundup.train", *argv]
+           f"--nproc_per_node={args.nproc}", "-m", "groundup.train", *_argv_for(args)]
     env = dict(os.environ)
     if "OMP_NUM_THREADS" not in env:   # split the cores between the processes
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.nproc))

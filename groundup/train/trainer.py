@@ -247,23 +247,30 @@ def _peak_flops(device: torch.device) -> float | None:
 @torch.no_grad()
 def generate_sample(model, prompt: list[int], n: int, seed: int, temperature: float = 0.8,
                     top_k: int = 40, stop: tuple[int, ...] = ()) -> list[int]:
-    """A short sample with its own RNG (the training RNG must not move). No KV cache: it is short."""
+    """A short sample with its own RNG (the training RNG must not move), through a KV cache:
+    one prefill of the prompt, then one token per forward (an SFT prompt can be long)."""
     g = torch.Generator(device="cpu").manual_seed(seed)
-    dev = next(model.parameters()).device
-    ids = list(prompt)
-    limit = model.config.max_seq_len
+    cfg = model.config
+    p = next(model.parameters())
+    T_max = min(cfg.max_seq_len, len(prompt) + n)
+    prompt = prompt[-max(1, T_max - n):]                   # keep room for n new tokens
+    cache = [tuple(torch.zeros(1, cfg.n_kv_heads, T_max, cfg.head_dim, device=p.device, dtype=p.dtype)
+                   for _ in range(2)) for _ in range(cfg.n_layers)]
     was_training = model.training
     model.eval()
-    for _ in range(n):
-        x = torch.tensor([ids[-limit:]], device=dev)
-        logits = model(x, last_only=True)[0, -1].float().cpu() / temperature   # (V,)
-        v, i = torch.topk(logits, min(top_k, logits.numel()))
+    logits = model(torch.tensor([prompt], device=p.device), cache=cache, pos=0, last_only=True)
+    out: list[int] = []
+    pos = len(prompt)
+    while len(out) < n:
+        v, i = torch.topk(logits[0, -1].float().cpu() / temperature, min(top_k, cfg.vocab_size))  # (k,)
         nxt = int(i[torch.multinomial(torch.softmax(v, -1), 1, generator=g)])
-        ids.append(nxt)
-        if nxt in stop:
+        out.append(nxt)
+        if nxt in stop or pos >= T_max:
             break
+        logits = model(torch.tensor([[nxt]], device=p.device), cache=cache, pos=pos, last_only=True)
+        pos += 1
     model.train(was_training)
-    return ids[len(prompt):]
+    return out
 
 
 @torch.no_grad()

@@ -120,3 +120,23 @@ def test_sft_trains_on_assistant_tokens_and_yields_a_model_directory(base_run, t
     assert model.config.max_seq_len == 128
     assert load_tokenizer(run).vocab_size == tok.vocab_size
     assert sft(cfg, exs) == run                                # finished: skipped
+
+
+def test_sample_generation_with_kv_cache_matches_a_plain_forward_loop():
+    from groundup.model import ModelConfig, Transformer
+    from groundup.train.trainer import generate_sample
+    torch.manual_seed(0)
+    m = Transformer(ModelConfig.from_depth(1, 300, max_seq_len=40))
+    m.init_weights()
+    for p in m.parameters():
+        p.data.mul_(5)                                       # peaked distributions: a real test
+    got = generate_sample(m, [1, 2, 3], 30, seed=5)
+    g, ids = torch.Generator().manual_seed(5), [1, 2, 3]
+    with torch.no_grad():
+        for _ in range(30):
+            v, i = torch.topk(m(torch.tensor([ids]))[0, -1] / 0.8, 40)
+            ids.append(int(i[torch.multinomial(torch.softmax(v, -1), 1, generator=g)]))
+    assert got == ids[3:]
+    rng = torch.get_rng_state()
+    assert len(generate_sample(m, list(range(60)), 10, seed=1)) == 10   # a prompt past the context
+    assert torch.equal(rng, torch.get_rng_state())           # the training RNG did not move
