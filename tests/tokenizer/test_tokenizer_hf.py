@@ -226,3 +226,29 @@ def test_unsupported_files_say_what(tmp_path):
     (tmp_path / "nomodel.json").write_text("{}")
     with pytest.raises(UserError, match="no \"model\" section"):
         load_tokenizer(tmp_path / "nomodel.json")
+
+
+def _token_soup(token_bytes: list[bytes], n: int, seed: int) -> list[str]:
+    """Strings glued from 2-5 random multi-byte tokens: chunks where a token can be spelled
+    in several ways, which is exactly where BPE rules (pair vs rank) could disagree."""
+    rng = random.Random(seed)
+    toks = [t for t in token_bytes if len(t) > 1]
+    return [b"".join(rng.choice(toks) for _ in range(rng.randint(2, 5))).decode("utf-8", "replace")
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama3", "qwen2"])
+def test_token_soup_parity_loaded(hf_cases, name):
+    hf = hf_cases[name]
+    ours = ours_from_cached(hf)
+    texts = _token_soup(list(ours.vocab), 3000, seed=1)
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    assert [ours.encode(t, "all") for t in texts] == want
+
+
+def test_token_soup_parity_exported(stdlib_tok):
+    hf = _exported(stdlib_tok)
+    texts = _token_soup(list(stdlib_tok.vocab), 5000, seed=2)
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    assert stdlib_tok.encode_batch(texts) == want
+    assert [stdlib_tok.encode_reference(t) for t in texts] == want
