@@ -108,7 +108,7 @@ class Scheduler:
         handle = RequestHandle(self, seq)
         with self._cond:
             if self._closed:
-                raise RuntimeError("scheduler is closed")
+                raise RuntimeError("the scheduler is closed (or its loop failed)")
             self._waiting.append(handle)
             self._cond.notify()
         return handle
@@ -181,6 +181,7 @@ class Scheduler:
 
     def _fail_all(self, error: BaseException | None) -> None:
         with self._cond:
+            self._closed = True          # the loop is over: later submits fail fast instead of hanging
             pending = list(self._running.values()) + self._waiting
             self._running, self._waiting = {}, []
         for h in pending:

@@ -188,3 +188,31 @@ def test_bad_input(engine):
         SamplingParams(top_p=0.0)
     with pytest.raises(UserError, match="stop strings need a tokenizer"):
         engine.generate([1, 2], SamplingParams(stop_strings=("x",)))
+
+
+def test_scheduler_delivers_a_failure_and_then_refuses_work(engine):
+    class BrokenTokenizer:
+        def __init__(self, fail_from):
+            self.calls, self.fail_from = 0, fail_from
+
+        def decode_bytes(self, ids):
+            self.calls += 1
+            if self.calls >= self.fail_from:
+                raise ValueError("cannot decode")
+            return b"x"
+
+    # failing during a request's prefill fails that request only
+    sched = Scheduler(Engine(engine.model, tokenizer=BrokenTokenizer(1)), max_batch=2)
+    with pytest.raises(ValueError, match="cannot decode"):
+        sched.submit([1, 2, 3], SamplingParams(max_new_tokens=5)).result(timeout=60)
+    sched.close()
+    # failing inside a decode step ends the loop: every caller hears it, later submits are refused
+    sched = Scheduler(Engine(engine.model, tokenizer=BrokenTokenizer(2)), max_batch=2)
+    h = sched.submit([1, 2, 3], SamplingParams(max_new_tokens=5))
+    with pytest.raises(ValueError, match="cannot decode"):
+        h.result(timeout=60)
+    with pytest.raises(ValueError, match="cannot decode"):
+        list(h)
+    with pytest.raises(RuntimeError, match="closed"):
+        sched.submit([1, 2, 3], SamplingParams(max_new_tokens=5))
+    sched.close()
