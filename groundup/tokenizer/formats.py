@@ -290,6 +290,8 @@ def load_tokenizer(path) -> Tokenizer:
 
 def _load_ours(directory: Path) -> Tokenizer:
     meta = _read_json(directory / OURS)
+    if not isinstance(meta, dict) or not {"pattern", "special_tokens"} <= meta.keys():
+        raise UserError(f"{directory / OURS} is incomplete (needs pattern and special_tokens)")
     ranks: dict[bytes, int] = {}
     try:
         for line in (directory / meta.get("ranks", RANKS)).read_text().splitlines():

@@ -152,7 +152,7 @@ class Tokenizer:
     def _allowed(self, allowed_special) -> frozenset:
         if allowed_special == "all":
             return frozenset(self.special_tokens)
-        allowed = frozenset(allowed_special)
+        allowed = frozenset(allowed_special or ())
         unknown = allowed - self.special_tokens.keys()
         if unknown:
             raise UserError(f"not special tokens of this tokenizer: {sorted(unknown)}")
