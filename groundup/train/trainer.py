@@ -24,8 +24,8 @@ Design choices:
 - When it is done, the run directory is a model directory (config.json + model.safetensors +
   the tokenizer), with checkpoints/, metrics.jsonl and train_config.json beside them.
 - Precision: `dtype="auto"` is bf16 autocast on a GPU with bf16, and on a CPU with AVX512-BF16
-  or AMX (bench/train.py: 1.8x faster than float32 on 2 threads of such a Xeon); float32 on
-  other CPUs, where bf16 autocast measured ~10x *slower* (an AMD EPYC with AVX2 only).
+  or AMX (bench/train.py: bf16 1.8x faster than float32 on 2 threads of the H100 host's CPU);
+  float32 elsewhere: on an AVX2-only AMD EPYC bf16 autocast measured ~10x *slower*.
   Master weights, optimizer state and the loss stay float32 in every case.
 - torch.compile is off by default: on a GPU it doubles throughput (bench/train.py), but on a
   CPU it costs 45-90 s of compilation for a <= 1.2x gain, a loss inside a 30-minute budget.
@@ -364,8 +364,8 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), d.device)
         step, elapsed, tokens_seen = state["step"], state["elapsed"], state["tokens"]
         _say(d, cfg, f"resuming {run} from step {step}", always=True)
-    if d.main:
-        _trim_metrics(run / "metrics.jsonl", step)
+    if d.main:   # records after the checkpoint will be made again (no checkpoint: all of them)
+        _trim_metrics(run / "metrics.jsonl", step if state is not None else -1)
     d.barrier()
 
     fwd = torch.compile(model) if cfg.compile else model
