@@ -168,7 +168,11 @@ class _Progress:
 
     def __enter__(self):
         if self.bar is not None:
-            self.bar.__enter__()
+            from rich.errors import LiveError
+            try:
+                self.bar.__enter__()
+            except LiveError:    # a caller's own live display is active: train without a bar
+                self.bar = None
         return self
 
     def __exit__(self, *exc):
