@@ -14,8 +14,9 @@ The algorithm (the one that makes HF's BpeTrainer and rustbpe fast), in four ste
 4. Merge: rewrite only the words in `where[pair]`, updating neighbour pair counts in place.
 
 Design choices:
-- Ids 0..255 are the raw bytes; merge i creates id 256+i. The ordinary ids are therefore
-  exactly tiktoken's `mergeable_ranks`, and the 32 special tokens take the last ids.
+- In the result, ids 0..255 are the raw bytes and merged tokens take 256, 257, ... in the
+  order they were made: the ordinary ids are exactly tiktoken's `mergeable_ranks`, and the
+  32 special tokens take the last ids.
 - Deterministic, and the same as HF's BpeTrainer merge for merge: ties on count go to the
   smallest pair of ids, with the bytes numbered as HF numbers them (sorted by their GPT-2
   printable character) during training. Tests check the merge lists are identical.
