@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -262,19 +263,32 @@ def record_one(task_dir: str | Path, seed: int = 0, compact: bool = True,
 
 def record(task_dirs: Iterable[str | Path], out_path: str | Path, seed: int = 0,
            compact: bool = True, workers: int = 1, verify: bool = True,
-           progress: Callable[[int], None] | None = None) -> int:
-    """Solve each task with the oracle and append one JSONL line per task to out_path.
+           progress: Callable[[int], None] | None = None, strict: bool = True) -> int:
+    """Solve each task with the oracle and append one JSONL line per task to out_path;
+    returns how many were written.
 
     With verify, each final state is also checked by running all of the task's tests (one
-    more subprocess per task); the oracle's own last test run is checked either way.
+    more subprocess per task); the oracle's own last test run is checked either way. A task
+    the oracle fails on raises with strict, and is skipped with a warning otherwise (a
+    generated data set should not die on one odd task; the tests keep strict on).
     Threads suffice for `workers`: the time goes to test subprocesses, not Python.
     """
+    def one(d: str | Path) -> dict[str, Any] | None:
+        try:
+            return record_one(d, seed, compact, verify)
+        except (AssertionError, ValueError, OSError) as e:
+            if strict:
+                raise
+            print(f"warning: oracle skipped {Path(d).name}: {e}", file=sys.stderr)
+            return None
+
     dirs = list(task_dirs)
+    n = 0
     with python_on_path(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        n = 0
-        for row in pool.map(lambda d: record_one(d, seed, compact, verify), dirs):
-            append_jsonl(out_path, row)
-            n += 1
+        for row in pool.map(one, dirs):
+            if row is not None:
+                append_jsonl(out_path, row)
+                n += 1
             if progress is not None:
                 progress(n)
     return n
@@ -290,4 +304,4 @@ def make_dataset(out_path: str | Path, n: int, tiers: Sequence[int] = (1, 2, 3),
     with tempfile.TemporaryDirectory(prefix="groundup-sft-tasks-") as tmp:
         dirs = [generate_task(seed + i, tier, "train").write(tmp) for i, tier in enumerate(chosen)]
         return record(dirs, out_path, seed=seed, workers=workers, verify=verify,
-                      progress=progress)
+                      progress=progress, strict=False)
