@@ -81,3 +81,19 @@ def test_export_bf16_and_errors(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3"])
+def test_reexport_of_hf_checkpoints_keeps_their_class(tmp_path, arch):
+    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+    Cfg, Model = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}[arch]
+    torch.manual_seed(0)
+    ref = Model(Cfg(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=96,
+                    num_hidden_layers=2, vocab_size=200, tie_word_embeddings=arch == "qwen2")).eval()
+    ref.save_pretrained(tmp_path / "src")
+    assert main(["export", "--model", str(tmp_path / "src"), "--out", str(tmp_path / "out")]) == 0
+    back = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    assert type(back) is Model
+    idx = torch.randint(0, 200, (1, 16))
+    with torch.no_grad():
+        assert (back(idx).logits - ref(idx).logits).abs().max().item() < 1e-5
