@@ -76,15 +76,20 @@ def from_bytelevel(s: str) -> bytes | None:
 # ------------------------------------------------------------------ HF pre-tokenization
 
 class HFPreTokenizer:
-    """Normalizers, then a sequence of Split/ByteLevel steps, as `tokenizers` runs them."""
+    """Normalizers, and a sequence of Split/ByteLevel steps, as `tokenizers` runs them. The
+    Tokenizer normalizes the text between added tokens, then splits it."""
 
     def __init__(self, normalizers: list[str], steps: list[tuple]):
         self.normalizers = normalizers
         self.steps = steps
 
-    def split(self, text: str) -> list[str]:
+    def normalize(self, text: str) -> str:
         for form in self.normalizers:
             text = unicodedata.normalize(form, text)
+        return text
+
+    def split(self, text: str) -> list[str]:
+        """Pre-tokenize text that `normalize` has already been applied to."""
         pieces = [text]
         for step in self.steps:
             out: list[str] = []

@@ -54,7 +54,7 @@ class AddedToken:
     lstrip: bool = False          # swallow whitespace on the left into the match
     rstrip: bool = False          # ... and on the right
     single_word: bool = False     # only match when not inside a word
-    normalized: bool = False      # (kept for round-tripping tokenizer.json)
+    normalized: bool = False      # matched in the normalized text rather than the raw text
 
 
 class RegexSplit:
@@ -66,6 +66,32 @@ class RegexSplit:
             self.split: Callable[[str], list[str]] = regex.compile(pattern).findall
         except regex.error as e:
             raise UserError(f"the split pattern is not a valid regex: {e}") from None
+
+
+def _matcher(tokens: list[tuple[str, int, AddedToken]]) -> tuple[regex.Pattern | None, list]:
+    """One regex for a set of added tokens, and the token id of each capturing group."""
+    alts, ids = [], [None]                               # group 0 is the whole match
+    # longest first: an alternation is leftmost-first, HF's matcher is leftmost-longest
+    for content, token_id, t in sorted(tokens, key=lambda x: -len(x[0])):
+        p = regex.escape(content)
+        if t.single_word:
+            p = rf"(?<!\w){p}(?!\w)"
+        alts.append((r"\s*" if t.lstrip else "") + f"({p})" + (r"\s*" if t.rstrip else ""))
+        ids.append(token_id)
+    return (regex.compile("|".join(alts)) if alts else None), ids
+
+
+def _cut(text: str, matcher: regex.Pattern | None, ids: list):
+    """Yield the text between matches as (text, None) and each match as (None, token id)."""
+    start = 0
+    if matcher is not None:
+        for m in matcher.finditer(text):
+            if m.start() > start:
+                yield text[start:m.start()], None
+            yield None, ids[m.lastindex]
+            start = m.end()
+    if start < len(text):
+        yield text[start:], None
 
 
 class Tokenizer:
@@ -106,7 +132,7 @@ class Tokenizer:
                 if ix is not None and iy is not None and iz is not None:
                     self._pair_rank.setdefault((ix, iy), (p, iz))
         self._cache: dict[str, list[int]] = {}
-        self._matchers: dict[frozenset, regex.Pattern | None] = {}
+        self._matchers: dict[frozenset, tuple] = {}     # allowed specials -> (raw, normalized)
         self._tt = None
         self.fast = merge_rule == "rank" and isinstance(pretokenizer, RegexSplit)
 
@@ -197,32 +223,24 @@ class Tokenizer:
         return ids
 
     def _split_added(self, text: str, allowed: frozenset):
-        """Yield (ordinary text, None) and (None, added token id) in order."""
+        """Yield (ordinary text, None) and (None, added token id), in order. As `tokenizers`
+        does it: tokens marked normalized=False are found in the raw text; the text between
+        them is normalized; tokens marked normalized=True are then found in that."""
         if allowed not in self._matchers:
-            tokens = [t for t in self.added if (t.special and t.content in allowed)
-                      or not t.special]
-            # longest first: an alternation is leftmost-first, HF's matcher leftmost-longest
-            alts = []
-            for t in sorted(tokens, key=lambda t: -len(t.content)):
-                p = regex.escape(t.content)
-                if t.single_word:
-                    p = rf"(?<![\w]){p}(?![\w])"
-                alts.append((r"\s*" if t.lstrip else "") + f"({p})" + (r"\s*" if t.rstrip else ""))
-            self._matchers[allowed] = regex.compile("|".join(alts)) if alts else None
-        matcher = self._matchers[allowed]
-        if matcher is None:
-            if text:
-                yield text, None
-            return
-        start = 0
-        for m in matcher.finditer(text):
-            if m.start() > start:
-                yield text[start:m.start()], None
-            content = next(g for g in m.groups() if g is not None)
-            yield None, self._added_by_content[content].id
-            start = m.end()
-        if start < len(text):
-            yield text[start:], None
+            tokens = [t for t in self.added if not t.special or t.content in allowed]
+            normalize = getattr(self.pretokenizer, "normalize", None)
+            raw = [(t.content, t.id, t) for t in tokens if not (t.normalized and normalize)]
+            norm = [(normalize(t.content), t.id, t) for t in tokens if t.normalized and normalize]
+            self._matchers[allowed] = (_matcher(raw), _matcher(norm))
+        (raw_re, raw_ids), (norm_re, norm_ids) = self._matchers[allowed]
+        normalize = getattr(self.pretokenizer, "normalize", None)
+        for part, token_id in _cut(text, raw_re, raw_ids):
+            if token_id is not None:
+                yield None, token_id
+                continue
+            if normalize is not None:
+                part = normalize(part)
+            yield from _cut(part, norm_re, norm_ids)
 
     def _bpe(self, piece: bytes) -> list[int]:
         vocab = self.vocab

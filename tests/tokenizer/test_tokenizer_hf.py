@@ -133,6 +133,20 @@ def test_added_tokens(hf_cases):
     assert ours.token_to_id(some.replace("Ġ", " ")) == hf.token_to_id(some)
 
 
+def test_normalized_and_raw_added_tokens(train_texts):
+    """NFKC turns the ligature 'ﬁ' into 'fi': a normalized=True token is found after that,
+    a normalized=False one only as written in the raw text."""
+    hf = hf_train(train_texts, pre_tokenizers.ByteLevel(add_prefix_space=False),
+                  normalizer=normalizers.NFKC())
+    hf.add_tokens([AddedToken("fi!", normalized=True), AddedToken("ﬁ?", normalized=False)])
+    ours = ours_from(hf)
+    for text in ["aﬁ! bﬁ? cfi! dfi? ﬁ!ﬁ?", "x ﬁ", "ﬁ?fi!", "²³ ﬀ Ⅻ"]:
+        assert ours.encode(text) == hf.encode(text, add_special_tokens=False).ids, text
+    fi_bang, lig_q = hf.token_to_id("fi!"), hf.token_to_id("ﬁ?")
+    assert ours.encode("aﬁ!").count(fi_bang) == 1 and ours.encode("afi!").count(fi_bang) == 1
+    assert ours.encode("aﬁ?").count(lig_q) == 1 and lig_q not in ours.encode("afi?")
+
+
 def test_pair_rule_is_not_the_rank_rule():
     """HF merges by pair priority: with merges (b,c) then (a,b) then (ab,c), 'abc' ends as
     a + bc (a+bc is not a merge), although 'abc' is a token -- tiktoken's rule would give abc."""
