@@ -10,7 +10,8 @@ Other files in the directory (config.json, model.safetensors, ...) are left alon
 Design choices for tokenizer.json:
 - Supported: model type BPE of the byte-level kind (GPT-2, Llama 3, Qwen2): pre-tokenizers
   ByteLevel, Digits and Split (Regex or String; Isolated/Removed/MergedWith*) in any Sequence,
-  normalizers NFC/NFD/NFKC/NFKD, added tokens (special or not, lstrip/rstrip/single_word).
+  normalizers NFC/NFD/NFKC/NFKD, added tokens (special or not, lstrip/rstrip/single_word,
+  normalized or raw).
   Anything else is refused with one line that names what is unsupported.
 - Imported files keep HF's merge rule ("pair", see tokenizer.py), so ids equal `tokenizers`'
   even where tiktoken's rule would differ. The post-processor (e.g. Llama 3's automatic BOS) is
