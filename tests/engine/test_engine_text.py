@@ -127,3 +127,28 @@ def test_generate_cli_bad_dir_is_one_line():
                         "--prompt-ids", "1"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "does not exist" in p.stderr
+
+
+def test_hf_model_directory_with_hf_tokenizer(tmp_path):
+    """A transformers-made directory: tokenizer.json from `tokenizers`, EOS from generation_config."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>")
+    torch.manual_seed(0)
+    hf = LlamaForCausalLM(LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                                      intermediate_size=128, num_hidden_layers=2, vocab_size=len(hf_tok),
+                                      bos_token_id=0, eos_token_id=1, initializer_range=0.2))
+    hf.save_pretrained(tmp_path)
+    hf_tok.save_pretrained(tmp_path)
+    eng = load_engine(tmp_path, device="cpu")
+    assert eng.eos_ids == (1,)
+    assert eng.encode("héllo wörld") == [0] + hf_tok("héllo wörld").input_ids
+    res = eng.generate(eng.encode("hello"), SamplingParams(max_new_tokens=30, temperature=1.0, seed=0))
+    body = res.token_ids[:-1] if res.finish_reason == "stop" else res.token_ids
+    assert res.text == hf_tok.decode(body)
