@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from groundup.agent.prompt import system_prompt
 from groundup.agent.tools import Toolbox
 from groundup.chat.format import render_text
@@ -94,3 +96,11 @@ def test_recorded_trajectories_replay_to_a_solved_state(tmp_path):
                        max_steps=20, progress=False)
     assert summary["total"] == len(dirs)
     assert summary["solved"] == len(dirs), summary
+
+
+@pytest.mark.slow
+def test_oracle_solves_many_seeds_of_every_tier(tmp_path):
+    dirs = [generate_task(s, tier, "train").write(tmp_path / "tasks")
+            for tier in (1, 2, 3) for s in range(500, 700)]
+    # strict: any task the oracle cannot solve (verified by the tests) raises
+    assert record(dirs, tmp_path / "sft.jsonl", seed=11, workers=2, verify=True) == len(dirs)
