@@ -218,10 +218,13 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
     """Record one oracle trajectory in the working copy `root`; returns the messages."""
     rec = Recorder(task, root, compact)
     golds = sorted(task.record["gold"], key=lambda g: (g["path"], g["line"]))
-    if len(golds) > 1:   # two bugs: run every failing test module at once
-        run_ids = sorted({".".join(t.split(".")[:-2]) for t in task.fail_to_pass})
-    else:
-        run_ids = [task.fail_to_pass[0]]
+    # one failing test per bug (two bugs: the first failing test of each), to keep it short
+    run_ids = [task.fail_to_pass[0]]
+    if len(golds) > 1:
+        for g in golds:
+            tid = _entry(rec, task, g["path"], g.get("unit", g["function"]))[1]
+            if tid not in run_ids:
+                run_ids.append(tid)
     rec.call("Let me run the failing test.", "bash", command=_test_command(run_ids))
     r = rng.random()
     mode = "search" if r < P_SEARCH_FIRST else ("guess" if r < P_SEARCH_FIRST + P_WRONG_FILE
