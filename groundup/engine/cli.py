@@ -26,6 +26,17 @@ def _ids(s: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "examples:\n"
+        "  groundup generate --model runs/cpu/pretrain --prompt 'def fib(n):' --max-new-tokens 64\n"
+        "  groundup generate --model DIR --prompt-ids 1,2,3 --temperature 0.8 --seed 1 --json\n\n"
+        "--json prints one object when generation ends:\n"
+        '  {"text", "token_ids", "finish_reason", "usage": {"prompt_tokens", "completion_tokens"},\n'
+        '   "timing": {"load_s", "prefill_s", "decode_s", "decode_tokens_per_s"}}\n'
+        "token_ids are the generated ids only; text is null for a directory without a tokenizer.\n"
+        "Generation stops at an EOS token, a --stop string, or --max-new-tokens (finish_reason\n"
+        "\"stop\" or \"length\"); a text prompt starts with the tokenizer's BOS token if it has one.")
     parser.add_argument("--model", required=True, metavar="DIR",
                         help="model directory: ours or a Hugging Face Llama/Qwen2/Qwen3 one (config.json + safetensors)")
     src = parser.add_mutually_exclusive_group(required=True)
