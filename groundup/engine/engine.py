@@ -147,6 +147,7 @@ class Batch:
         if len(seq.prompt) + seq.limit - 1 > self.cache.max_len:
             seq.limit = self.cache.max_len - len(seq.prompt) + 1
         row = len(self.seqs)
+        seq.t_start = time.perf_counter()        # prefill_s measures prefill, not time spent queued
         idx = torch.tensor([seq.prompt], device=self.engine.device)                  # (1, T)
         logits = self.engine.model(idx, self.cache.views(row, row + 1), 0, last_only=True)  # (1, 1, V)
         ev = seq.accept(sample_rows(logits[:, -1], [seq.sampler])[0])
