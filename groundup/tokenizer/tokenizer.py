@@ -25,6 +25,7 @@ Design choices:
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Callable, Iterable, Literal
 
@@ -92,6 +93,43 @@ def _cut(text: str, matcher: regex.Pattern | None, ids: list):
             start = m.end()
     if start < len(text):
         yield text[start:], None
+
+
+def bpe_merge(symbols: list, score) -> list:
+    """Merge adjacent symbols until no pair scores: always the pair with the lowest score,
+    leftmost among equals. `score(left, right)` is (priority, merged symbol) or None.
+
+    A heap of candidate pairs over a linked list of symbols, as HF's `Word::merge_all`:
+    O(n log n), where the textbook "rescan every pair" loop is O(n^2) -- which matters for a
+    chunk of 5000 spaces (4.4 s rescanning, milliseconds with the heap). An entry is stale
+    when its pair has changed since it was pushed; it is recognised on pop and skipped."""
+    n = len(symbols)
+    nxt = list(range(1, n)) + [-1]
+    prv = list(range(-1, n - 1))
+    heap = []
+    for i in range(n - 1):
+        s = score(symbols[i], symbols[i + 1])
+        if s is not None:
+            heap.append((s[0], i))
+    heapq.heapify(heap)
+    while heap:
+        priority, i = heapq.heappop(heap)
+        j = nxt[i]
+        if symbols[i] is None or j < 0:
+            continue
+        s = score(symbols[i], symbols[j])
+        if s is None or s[0] != priority:            # stale: this pair changed
+            continue
+        symbols[i], symbols[j] = s[1], None          # i absorbs j
+        nxt[i] = nxt[j]
+        if nxt[i] >= 0:
+            prv[nxt[i]] = i
+        for left in (prv[i], i):                     # the two pairs the merge created
+            if left >= 0 and nxt[left] >= 0:
+                s = score(symbols[left], symbols[nxt[left]])
+                if s is not None:
+                    heapq.heappush(heap, (s[0], left))
+    return [x for x in symbols if x is not None]
 
 
 class Tokenizer:
@@ -244,43 +282,22 @@ class Tokenizer:
 
     def _bpe(self, piece: bytes) -> list[int]:
         vocab = self.vocab
+        if self.merge_rule == "rank" or self.ignore_merges:
+            whole = vocab.get(piece)                 # a chunk that is a token is one token
+            if whole is not None:
+                return [whole]
         if self.merge_rule == "rank":
-            whole = vocab.get(piece)
-            if whole is not None:
-                return [whole]
-            parts = [piece[i:i + 1] for i in range(len(piece))]
-            while len(parts) > 1:
-                best, best_rank = -1, None
-                for i in range(len(parts) - 1):
-                    r = vocab.get(parts[i] + parts[i + 1])
-                    if r is not None and (best_rank is None or r < best_rank):
-                        best, best_rank = i, r
-                if best < 0:
-                    break
-                parts[best:best + 2] = [parts[best] + parts[best + 1]]
-            return [vocab[p] for p in parts]
-        # "pair": HF's rule -- lowest merge priority first, leftmost among equals
-        if self.ignore_merges:
-            whole = vocab.get(piece)
-            if whole is not None:
-                return [whole]
-        ids = []
-        for byte in piece:
-            i = self._byte_ids[byte]
-            if i is None:
-                raise UserError(f"byte 0x{byte:02x} has no token in this vocabulary")
-            ids.append(i)
-        pair_rank = self._pair_rank
-        while len(ids) > 1:
-            best, best_p, best_new = -1, None, 0
-            for i in range(len(ids) - 1):
-                hit = pair_rank.get((ids[i], ids[i + 1]))
-                if hit is not None and (best_p is None or hit[0] < best_p):
-                    best, (best_p, best_new) = i, hit
-            if best < 0:
-                break
-            ids[best:best + 2] = [best_new]
-        return ids
+            def score(x: bytes, y: bytes):           # rank of the merged bytes
+                r = vocab.get(x + y)
+                return None if r is None else (r, x + y)
+            return [vocab[b] for b in bpe_merge([piece[i:i + 1] for i in range(len(piece))],
+                                                score)]
+        # "pair": HF's rule -- the merge list's priority of the pair itself
+        ids = [self._byte_ids[byte] for byte in piece]
+        if None in ids:
+            byte = piece[ids.index(None)]
+            raise UserError(f"byte 0x{byte:02x} has no token in this vocabulary")
+        return bpe_merge(ids, lambda a, b: self._pair_rank.get((a, b)))
 
     def _tiktoken(self):
         if self._tt is None:

@@ -117,3 +117,13 @@ def test_load_errors(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
         load_tokenizer(tmp_path)
+
+
+def test_long_chunks(small_tok):
+    """Chunks thousands of bytes long (whitespace runs, repeated letters) -- the reference
+    merges them with a heap, and must still agree with tiktoken."""
+    for text in ["a" * 20000, " " * 20000 + "x", "ab" * 10000, "\n" * 5000, "é" * 5000,
+                 "=" * 3000 + "\n" + "\t" * 3000]:
+        ids = small_tok.encode(text)
+        assert small_tok.encode_reference(text) == ids
+        assert small_tok.decode(ids) == text

@@ -266,3 +266,10 @@ def test_token_soup_parity_exported(stdlib_tok):
     want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
     assert stdlib_tok.encode_batch(texts) == want
     assert [stdlib_tok.encode_reference(t) for t in texts] == want
+
+
+def test_long_chunks_pair_rule(hf_cases):
+    for name in ("gpt2", "llama3"):
+        hf, ours = hf_cases[name], ours_from_cached(hf_cases[name])
+        for text in ["a" * 20000, " " * 20000 + "x", "ab" * 10000, "self" * 3000]:
+            assert ours.encode(text) == hf.encode(text, add_special_tokens=False).ids
