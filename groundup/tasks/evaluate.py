@@ -48,6 +48,11 @@ def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
         agent = Agent(model, work, permission_mode="yolo", max_steps=max_steps,
                       compact_prompt=compact_prompt, max_seconds=max_seconds)
         res = agent.run(task.problem_statement)
+        if res.stop_reason == "interrupted":
+            # the agent turns Ctrl-C into a result; here it means "stop the evaluation", and
+            # the task is not recorded, so a rerun does it again
+            remove_scratch(work)
+            raise KeyboardInterrupt
         messages = res.messages
         row.update(steps=res.num_steps, stop_reason=res.stop_reason,
                    prompt_tokens=res.usage.prompt_tokens,
@@ -134,13 +139,19 @@ def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | 
                 on_result(row)
         return row
 
-    with python_on_path():
-        if workers <= 1:
-            new_rows = [one(t) for t in todo]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                new_rows = list(pool.map(one, todo))
-    bar.close()
+    try:
+        with python_on_path():
+            if workers <= 1:
+                new_rows = [one(t) for t in todo]
+            else:
+                pool = ThreadPoolExecutor(max_workers=workers)
+                try:
+                    new_rows = list(pool.map(one, todo))
+                finally:
+                    # on Ctrl-C, drop the tasks not started; running ones finish their task
+                    pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
     try:
         (out_dir / "work").rmdir()   # the working copies are gone; drop their empty parent
     except OSError:
