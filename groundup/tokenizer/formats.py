@@ -225,7 +225,9 @@ def from_hf_json(obj: dict, source: str = "tokenizer.json", bos: str | None = No
     # our own export? then it is a rank tokenizer, and the tiktoken fast path is exact
     only_split = (len(steps) == 2 and steps[0][0] == "split" and steps[0][2] == "Isolated"
                   and steps[1] == ("bytelevel", False, None))
-    if (only_split and not normalizers and ignore_merges and all(t.special for t in added)
+    plain_specials = all(t.special and not (t.lstrip or t.rstrip or t.single_word)
+                         for t in added)
+    if (only_split and not normalizers and ignore_merges and plain_specials
             and len(vocab) >= 256 and sorted(vocab.values()) == list(range(len(vocab)))
             and all(bytes([i]) in vocab for i in range(256))
             and merges == all_splits_merges(vocab)):
