@@ -25,7 +25,7 @@ def groundup(*args, stdin=None):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_train_writes_a_tokenizer_directory(tok_dir, capsys):
+def test_train_writes_a_tokenizer_directory(tok_dir):
     for name in ("tokenizer.json", "tokenizer.tiktoken", "groundup_tokenizer.json",
                  "tokenizer_config.json"):
         assert (tok_dir / name).is_file()

@@ -88,6 +88,27 @@ def ours_from(hf: Tokenizer):
     return from_hf_json(json.loads(hf.to_str()))
 
 
+_OURS_CACHE = {}
+
+
+def ours_from_cached(hf):
+    """One conversion per HF tokenizer (hypothesis calls a test many times)."""
+    if id(hf) not in _OURS_CACHE:
+        _OURS_CACHE[id(hf)] = ours_from(hf)
+    return _OURS_CACHE[id(hf)]
+
+
+_EXPORTED = {}
+
+
+def _exported(tok):
+    """Our tokenizer, exported and loaded back in `tokenizers` (once per tokenizer)."""
+    if id(tok) not in _EXPORTED:
+        from groundup.tokenizer.formats import to_hf_json
+        _EXPORTED[id(tok)] = Tokenizer.from_str(json.dumps(to_hf_json(tok)))
+    return _EXPORTED[id(tok)]
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_loaded_tokenizer_json_encodes_like_tokenizers(hf_cases, sample_texts, name):
     hf = hf_cases[name]
@@ -106,15 +127,6 @@ def test_hypothesis_parity_with_tokenizers(hf_cases, text):
         hf = hf_cases[name]
         ours = ours_from_cached(hf)
         assert ours.encode(text, "all") == hf.encode(text, add_special_tokens=False).ids, name
-
-
-_OURS_CACHE = {}
-
-
-def ours_from_cached(hf):
-    if id(hf) not in _OURS_CACHE:
-        _OURS_CACHE[id(hf)] = ours_from(hf)
-    return _OURS_CACHE[id(hf)]
 
 
 def test_added_tokens(hf_cases):
@@ -188,16 +200,6 @@ def test_export_is_identical_in_tokenizers_on_whole_corpus(stdlib_tok, corpus_te
 def test_export_hypothesis_parity(small_tok, text):
     hf = _exported(small_tok)
     assert hf.encode(text, add_special_tokens=False).ids == small_tok.encode(text, "all")
-
-
-_EXPORTED = {}
-
-
-def _exported(tok):
-    if id(tok) not in _EXPORTED:
-        from groundup.tokenizer.formats import to_hf_json
-        _EXPORTED[id(tok)] = Tokenizer.from_str(json.dumps(to_hf_json(tok)))
-    return _EXPORTED[id(tok)]
 
 
 def test_transformers_loads_our_directory(small_tok, tmp_path):
