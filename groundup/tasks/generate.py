@@ -208,9 +208,12 @@ def _stub(unit: Unit) -> str:
     return "\n".join(lines[:2] + ["    raise NotImplementedError"]) + "\n"
 
 
+# every statement names the package: with the test module's name it gives the module's path
+# (tests.test_hinge -> door/hinge.py), so "read first" is a path a model can learn
 _STATEMENTS = [
-    "{tests} {fail}. Find the bug and fix it so that all the tests pass.",
-    "{tests} {fail}: the code does not do what its docstring says. Fix the code, not the tests.",
+    "{tests} {fail}. Find the bug in the {pkg} package and fix it so that all the tests pass.",
+    "{tests} {fail}: the code in the {pkg} package does not do what its docstring says. Fix "
+    "the code, not the tests.",
     "Please fix the bug in the {pkg} package: {tests} {fail}.",
 ]
 

@@ -41,9 +41,9 @@ from groundup.tasks.check import (TaskInfo, check, load_task, python_on_path, re
                                   scratch_copy)
 from groundup.tasks.generate import generate_task
 
-P_SEARCH_FIRST = 0.6      # grep, then a ranged read
+P_SEARCH_FIRST = 0.7      # grep, then a ranged read
 P_WRONG_FILE = 0.1        # recovery: read a path that does not exist, then search
-                          # (the rest: read the test file, then the module it imports)
+                          # (the rest: read the whole module the test is for)
 P_BAD_EDIT = 0.15         # recovery: an edit that does not match, then re-read and fix
 
 
@@ -145,16 +145,17 @@ def _search(rec: Recorder, name: str, path: str, text: str) -> int:
     return line
 
 
-def _locate(rec: Recorder, rng: random.Random, mode: str, path: str, unit: str) -> None:
+def _locate(rec: Recorder, rng: random.Random, mode: str, path: str, unit: str,
+            bug_line: int | None = None) -> None:
     """Show the model the code of `unit` (a function or class) in `path`, starting from a name
-    the failing test shows. Modes: search (grep, then read the function -- or the whole
-    module for a class), read (the test file, then the module it imports), guess (a wrong
-    path first, then search)."""
+    the failing test shows. Modes: search (grep for its def, then read that function), read
+    (the whole module: the package named in the task + the test module's name), guess (a
+    wrong path first, then search). A class is read whole unless the bug sits in the very
+    method the test calls."""
     name, tid = _entry(rec, rec.task, path, unit)
     if mode == "read":
-        rec.call("Let me look at the test.", "read_file", path=_test_path(tid))
-        rec.call(f"The test imports from {path[:-3].replace('/', '.')}. Let me read {path}.",
-                 "read_file", path=path)
+        module = _test_path(tid).split("/")[-1][len("test_"):]
+        rec.call(f"The test is for {module[:-3]}. Let me read {path}.", "read_file", path=path)
         return
     text = f"Let me find {name}."
     if mode == "guess":
@@ -163,8 +164,10 @@ def _locate(rec: Recorder, rng: random.Random, mode: str, path: str, unit: str) 
         assert r.is_error, "the wrong guess exists"
         text = f"{guess} does not exist. Let me search for {name}."
     line = _search(rec, name, path, text)
-    if unit[:1].isupper():
-        rec.call(f"{name} is in {path}. Let me read it.", "read_file", path=path)
+    lines = (rec.root / path).read_text(encoding="utf-8").splitlines()
+    inside = bug_line is not None and line <= bug_line < line + _block_length(lines, line - 1)
+    if unit[:1].isupper() and not inside:
+        rec.call(f"{name} is in {path}. Let me read the whole class.", "read_file", path=path)
     else:
         _read_range(rec, path, line, f"{name} is at {path}:{line}. Let me read it.")
 
@@ -186,10 +189,14 @@ def _bad_old_string(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> 
     first = old.splitlines()[0]
     squeezed = old.replace(", ", ",").replace(" + ", "+").replace(" - ", "-").replace(" * ", "*")
     if rng.random() < 0.5 or squeezed == old:
-        lines = (rec.root / gold["path"]).read_text(encoding="utf-8").splitlines()
-        n = lines.index(first) + 1 if first in lines else gold["line"]
-        return f"{n:>6}\t{first}"
+        return f"{_first_line(rec, gold):>6}\t{first}"
     return squeezed
+
+
+def _first_line(rec: Recorder, gold: dict[str, Any]) -> int:
+    """1-based line where the gold edit's old text starts, in the file as it is now."""
+    text = (rec.root / gold["path"]).read_text(encoding="utf-8")
+    return text[: text.index(gold["old"])].count("\n") + 1
 
 
 def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
@@ -200,11 +207,13 @@ def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
             r = rec.call(_describe(gold), "edit_file", path=path, old_string=bad,
                          new_string=gold["new"])
             assert r.is_error, "the deliberately wrong edit matched"
-            # read it again the way it was last read, then copy the line from that output
-            last = [c["arguments"] for m in rec.messages for c in m.get("tool_calls", [])
-                    if c["name"] == "read_file" and c["arguments"]["path"] == path][-1]
-            rec.call("The edit did not match. Let me read the code again and copy the line "
-                     "exactly.", "read_file", **last)
+            # read just the line(s) again -- their number was in the output read before --
+            # and copy the text after the tab
+            n = _first_line(rec, gold)
+            count = len(gold["old"].splitlines())
+            rec.call(f"The edit did not match. Let me read line {n} again and copy it exactly."
+                     if count == 1 else "The edit did not match. Let me read those lines again "
+                     "and copy them exactly.", "read_file", path=path, offset=n, limit=count)
             r = rec.call("Now with the exact text.", "edit_file", path=path,
                          old_string=gold["old"], new_string=gold["new"])
             assert not r.is_error, r.content
@@ -229,6 +238,9 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
     r = rng.random()
     mode = "search" if r < P_SEARCH_FIRST else ("guess" if r < P_SEARCH_FIRST + P_WRONG_FILE
                                                  else "read")
+    # the line each gold edit touches, in the file as it is now (edits shift later lines)
+    def bug_line(g: dict[str, Any]) -> int:
+        return _first_line(rec, g) + len(g["old"].splitlines()) - 1
     for gold in golds:
         unit = gold.get("unit", gold["function"])
         caller = gold.get("called_from")
@@ -238,7 +250,8 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
                            f"{caller['function']} calls {unit}. Let me find {unit}.")
             _read_range(rec, gold["path"], line, f"{unit} is at {gold['path']}:{line}.")
         else:
-            _locate(rec, rng, mode if gold is golds[0] else "search", gold["path"], unit)
+            _locate(rec, rng, mode if gold is golds[0] else "search", gold["path"], unit,
+                    bug_line(gold))
         _edit(rec, gold, rng)
     result = rec.call("Let me run the test again.", "bash", command=_test_command(run_ids))
     assert "OK" in result.content, result.content

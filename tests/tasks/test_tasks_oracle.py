@@ -56,18 +56,28 @@ def test_recoveries_are_recorded_and_react_to_tool_errors(tmp_path):
             if m["role"] == "tool" and m["name"] == "edit_file" and m["content"].startswith("error"):
                 recoveries += 1
                 failed = msgs[i - 1]["tool_calls"][0]["arguments"]
-                # the next edit is a different one, made after reading the file again
+                # the next edit is a different one, copied from the line(s) read again
                 later = [c for mm in msgs[i + 1:] for c in mm.get("tool_calls", [])]
-                assert later[0]["name"] == "read_file"
-                edit = next(c for c in later if c["name"] == "edit_file")
-                assert edit["arguments"]["old_string"] != failed["old_string"]
+                assert later[0]["name"] == "read_file" and later[1]["name"] == "edit_file"
+                reread = msgs[i + 2]["content"]
+                copied = "\n".join(line.split("\t", 1)[1] for line in reread.splitlines()
+                                   if "\t" in line)   # not the "[showing lines ...]" note
+                assert later[1]["arguments"]["old_string"] == copied
+                assert later[1]["arguments"]["old_string"] != failed["old_string"]
     assert recoveries >= 1
     searched = sum(any(c["name"] == "grep" for m in r["messages"] for c in m.get("tool_calls", []))
                    for r in rows)
     assert 0 < searched < len(rows)          # both paths, search first and read first
-    read_test = sum(any(c["name"] == "read_file" and c["arguments"]["path"].startswith("tests/")
-                        for m in r["messages"] for c in m.get("tool_calls", [])) for r in rows)
-    assert read_test >= 1                    # read first: the test, then the module it imports
+    def second_call(r):
+        return [c for m in r["messages"] for c in m.get("tool_calls", [])][1]
+    read_first = [r for r in rows if second_call(r)["name"] == "read_file"
+                  and "offset" not in second_call(r)["arguments"]
+                  and "/" in second_call(r)["arguments"]["path"]]   # not a wrong guess
+    assert read_first                        # read first: the whole module, named by the task
+    for r in read_first:
+        path = second_call(r)["arguments"]["path"]
+        pkg, module = path[:-3].split("/")
+        assert pkg in r["messages"][1]["content"] and f".test_{module}." in r["messages"][1]["content"]
     guesses = 0
     for r in rows:
         msgs = r["messages"]
