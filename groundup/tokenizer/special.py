@@ -8,7 +8,7 @@ caller explicitly allows it (a user typing "<|user|>" must not forge a turn).
 The chat format (groundup/chat/) is built from these: a document starts with
 <|begin_of_text|>; a turn is <|system|> / <|user|> / <|assistant|> / <|tool_result|> ...
 <|end_of_turn|>; tool definitions sit in <|tools|>; a tool call is
-<|tool_call|>{json}<|end_tool_call|>. The reserved ones leave room to grow without changing
+<|tool_call|>NAME{json arguments}<|end_tool_call|>. The reserved ones leave room to grow without changing
 the ids of trained models.
 """
 
@@ -19,7 +19,7 @@ NAMED = [
     "<|user|>",
     "<|assistant|>",
     "<|tools|>",           # tool definitions (JSON schemas) follow
-    "<|tool_call|>",       # a tool call: JSON {"name": ..., "arguments": {...}} follows
+    "<|tool_call|>",       # a tool call: NAME{json arguments} follows
     "<|end_tool_call|>",
     "<|tool_result|>",     # the result of a tool call, as a turn
     "<|end_of_turn|>",
