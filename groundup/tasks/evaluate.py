@@ -11,8 +11,9 @@ Design choices:
   already there: a killed evaluation resumes. Each transcript (the agent's message list) is
   written to `transcripts/<id>.jsonl`, one message per line, like a session file.
 - Workers are threads: the time goes to the model and to test subprocesses. A model *spec*
-  gives each worker its own model (`load_model(spec)`); a model *object* is shared by all
-  workers, so pass one only when it is safe to share (or use workers=1).
+  gives each running task a model of its own (at most `workers` are loaded, then reused); a
+  model *object* is shared by all workers, so pass one only when it is safe to share (or use
+  workers=1).
 - `python` in the agent's shell is this interpreter (check.python_on_path), so the agent's
   test runs and the final check use the same Python.
 """
@@ -20,6 +21,7 @@ Design choices:
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import sys
 import threading
@@ -115,23 +117,31 @@ def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | 
     todo = [t for t in tasks if t.id not in done]
     wanted = {t.id for t in tasks}
 
-    local = threading.local()
+    # a spec gives each worker its own model: a free list holds at most `workers` of them,
+    # the first loaded here so a bad spec fails before any task starts
+    free: queue.SimpleQueue = queue.SimpleQueue()
     if isinstance(model, str):
-        local.model = load_model(model, **(model_options or {}))  # fail fast on a bad spec
+        free.put(load_model(model, **(model_options or {})))
 
-    def model_for_thread() -> Any:
+    def borrow() -> Any:
         if not isinstance(model, str):
             return model
-        if getattr(local, "model", None) is None:
-            local.model = load_model(model, **(model_options or {}))
-        return local.model
+        try:
+            return free.get_nowait()
+        except queue.Empty:
+            return load_model(model, **(model_options or {}))
 
     lock = threading.Lock()
     start = time.monotonic()
     bar = _Progress(len(tasks), sum(1 for i in done if i in wanted), enabled=progress)
 
     def one(task: TaskInfo) -> dict[str, Any]:
-        row = run_task(model_for_thread(), task, out_dir, max_steps, compact_prompt, max_seconds)
+        m = borrow()
+        try:
+            row = run_task(m, task, out_dir, max_steps, compact_prompt, max_seconds)
+        finally:
+            if isinstance(model, str):
+                free.put(m)
         with lock:
             append_jsonl(results_path, row)
             bar.advance(row)

@@ -137,3 +137,18 @@ def test_cli_generate_validate_and_eval_generate(tmp_path, capsys):
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     assert summary["total"] == 1 and summary["solved"] == 0
     assert main(["tasks", "generate", "--n", "1", "--tier", "4", "--out", str(tmp_path)]) == 2
+
+
+def test_parallel_workers_each_get_a_model(tmp_path):
+    for s in range(4):
+        generate_task(s, 1, "heldout").write(tmp_path / "tasks")
+    script = _script(tmp_path / "s.jsonl", [
+        {"content": "look", "tool_calls": [{"name": "list_dir", "arguments": {"path": "."}}]},
+        {"content": "cannot fix it"}])
+    summary = evaluate(f"replay:{script}", tmp_path / "tasks", tmp_path / "out", workers=2,
+                       progress=False)
+    rows = list(read_jsonl(tmp_path / "out" / "results.jsonl"))
+    assert summary["total"] == 4 and summary["solved"] == 0 and len(rows) == 4
+    # at most two models, each replaying its script once: one or two tasks saw the two-turn
+    # script, the others an exhausted one (one empty turn). A model per task would give 2s.
+    assert sorted(r["steps"] for r in rows) in ([1, 1, 1, 2], [1, 1, 2, 2])
