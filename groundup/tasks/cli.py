@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--workers", type=int, default=1)
     o.add_argument("--full-prompt", action="store_true",
                    help="record with the full system prompt instead of the compact one")
+    o.add_argument("--no-verify", action="store_true",
+                   help="skip the extra run of all the task's tests after each trajectory "
+                        "(its own last test run is still checked); faster")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +125,8 @@ def _oracle(args: argparse.Namespace) -> int:
         raise UserError(f"{tasks[0].dir} has no gold edits in task.json: the oracle needs "
                         "tasks made by `groundup tasks generate`")
     n = record([t.dir for t in tasks], args.out, seed=args.seed, compact=not args.full_prompt,
-               workers=args.workers, progress=lambda k: _status(f"recorded {k}/{len(tasks)}"))
+               workers=args.workers, verify=not args.no_verify,
+               progress=lambda k: _status(f"recorded {k}/{len(tasks)}"))
     _status("")
     print(f"wrote {n} trajectories to {args.out}")
     return 0
