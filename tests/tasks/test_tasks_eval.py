@@ -131,6 +131,9 @@ def test_cli_generate_validate_and_eval_generate(tmp_path, capsys):
     assert len(load_tasks(tmp_path / "t")) == 4
     assert main(["tasks", "validate", str(tmp_path / "t")]) == 0
     assert "4/4 tasks valid" in capsys.readouterr().out
+    assert main(["tasks", "oracle", "--tasks", str(tmp_path / "t"), "--out",
+                 str(tmp_path / "o.jsonl"), "--no-verify"]) == 0
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 4
     script = _script(tmp_path / "s.jsonl", [{"content": "no idea"}])
     assert main(["eval", "agent", "--model", f"replay:{script}", "--generate", "1",
                  "--tier", "2", "--out", str(tmp_path / "e")]) == 0
