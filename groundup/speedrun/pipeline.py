@@ -113,6 +113,8 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
     run = pretrain(TrainConfig(
         out=str(out / "base"), data=[str(f) for f in files], tokenizer=str(out / "tokenizer"),
         data_dir=str(out / "data"), depth=p.depth, steps=p.pretrain_steps,
+        # the model's context must hold the fine-tuning rows and the agent's conversations
+        context_len=max(p.pretrain_seq, p.sft_seq),
         batch_size=p.pretrain_batch, seq_len=p.pretrain_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype))
     return {**_run_stats(run), "params": _params(run), "depth": p.depth,
