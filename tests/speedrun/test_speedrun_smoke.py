@@ -1,0 +1,79 @@
+"""The whole pipeline, for real: `groundup speedrun --preset smoke`, killed mid-pretraining
+with SIGKILL, then started again -- it must resume and complete, and write the report card.
+The success rate of the smoke model is reported by the run, not asserted (it is too small
+to solve tasks)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _speedrun(out: Path, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "groundup", "speedrun", "--preset", "smoke",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, **kw)
+
+
+def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
+    out = tmp_path / "run"
+    ckpts = out / "base" / "checkpoints"
+    p = _speedrun(out)
+    try:
+        deadline = time.monotonic() + 600
+        # wait for the first pretraining checkpoint, then kill the whole run without warning
+        while not (ckpts.exists() and any(ckpts.glob("step_*.pt"))):
+            assert p.poll() is None, p.stdout.read()
+            assert time.monotonic() < deadline, "no pretraining checkpoint appeared"
+            time.sleep(0.2)
+        assert not (out / "stages" / "pretrain.json").exists()
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    first_ckpts = sorted(c.name for c in ckpts.glob("step_*.pt"))
+    assert first_ckpts
+
+    p = _speedrun(out)
+    log, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, log
+    assert "(done earlier" in log and "tokenizer" in log       # the finished stage was skipped
+    assert "resum" in log.lower()                               # pretraining picked up its checkpoint
+    metrics = [json.loads(l) for l in (out / "base" / "metrics.jsonl").read_text().splitlines()]
+    steps = [m["step"] for m in metrics if "loss" in m]
+    assert steps == sorted(set(steps)) and steps[-1] == 40      # each step once, to the end
+
+    summary = json.loads((out / "summary.json").read_text())
+    for tier in ("tier1", "tier2", "tier3"):
+        s = summary["heldout"][tier]
+        assert s["total"] >= 1 and 0 <= s["solved"] <= s["total"]
+    assert summary["wall_s"] > 0
+    report = (out / "report.md").read_text()
+    for section in ("## Headline", "## Corpus and tokenizer", "## Pretraining",
+                    "## Fine-tuning on agent trajectories", "## Evaluation on held-out tasks",
+                    "## A solved transcript", "## The code that did all this"):
+        assert section in report
+    for png in ("pretrain_loss.png", "sft_loss.png", "success_by_kind.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    # the trained model is a model directory the agent can use
+    assert (out / "model" / "config.json").exists() and (out / "model" / "tokenizer.json").exists()
+    results = [json.loads(l) for l in (out / "eval" / "results.jsonl").read_text().splitlines()]
+    assert len(results) == sum(summary["heldout"][t]["total"] for t in summary["heldout"])
+    print(f"smoke speedrun held-out: {summary['heldout']}")
+
+
+def test_speedrun_refuses_a_directory_of_another_preset(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "preset.json").write_text(json.dumps({"name": "cpu"}))
+    p = subprocess.run([sys.executable, "-m", "groundup", "speedrun", "--preset", "smoke",
+                        "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "another --out" in p.stderr and "Traceback" not in p.stderr
