@@ -86,7 +86,14 @@ def test_truncated_latest_checkpoint_falls_back_on_resume(corpus_dir, tok_dir, t
 def test_torchrun_two_gloo_processes_match_one_process(corpus_dir, tok_dir, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     extra = ("--batch-size", "8", "--save-every", "5", "--quiet")
-    subprocess.run(cli_args(corpus_dir, tok_dir, one, 5, *extra), env=ENV, check=True, timeout=300)
+    # the one-process reference runs in this process (one thread, like each torchrun worker)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from groundup.cli import main
+        assert main(["train", *cli_args(corpus_dir, tok_dir, one, 5, *extra)[3:]]) == 0
+    finally:
+        torch.set_num_threads(n)
     r = subprocess.run(cli_args(corpus_dir, tok_dir, two, 5, *extra, "--nproc", "2"), env=ENV,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
