@@ -501,7 +501,7 @@ def pretrain(cfg: TrainConfig) -> Path:
         paths = list(cfg.data) if cfg.data else default_corpus_files()
         if cfg.tokenizer:
             tok = load_tokenizer(cfg.tokenizer)
-        elif (run / "tokenizer.json").exists() or status == "resume" and _has_tokenizer(run):
+        elif (run / "tokenizer.json").exists():   # trained by this run before it was stopped
             tok = load_tokenizer(run)
         else:
             if d.main:
@@ -531,10 +531,6 @@ def pretrain(cfg: TrainConfig) -> Path:
         return run
     finally:
         _teardown(d)
-
-
-def _has_tokenizer(run: Path) -> bool:
-    return any(run.glob("tokenizer*"))
 
 
 def read_examples(path: str | os.PathLike):

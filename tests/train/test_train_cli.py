@@ -83,3 +83,14 @@ def test_bad_input_is_one_clear_line(base, tmp_path, args, message, groundup):
     assert [line.startswith("groundup: error: ") for line in r.stderr.strip().splitlines()][-1:] == [True]
     assert r.stderr.count("error") == 1
     assert sorted(p.name for p in base.iterdir()) == before   # nothing written into the run
+
+
+def test_without_a_tokenizer_one_is_trained_and_kept_in_the_run(corpus_dir, tmp_path, groundup):
+    from groundup.model import load_model
+    from groundup.tokenizer import load_tokenizer
+    out = tmp_path / "run"
+    r = groundup("train", "base", "--data", corpus_dir, "--vocab-size", 320, "--depth", 1, "--seq-len", 32,
+                 "--batch-size", 4, "--steps", 1, "--eval-tokens", 64, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "training a 320-token tokenizer" in r.stderr
+    assert load_tokenizer(out).vocab_size == 320 == load_model(out).config.vocab_size
