@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,18 @@ def load_tasks(path: str | Path) -> list[TaskInfo]:
     return sorted(tasks, key=lambda t: t.id)
 
 
+# limits for test processes: generous for unit tests of small repos, far from the machine's size
+MEMORY_LIMIT_KB = 4 * 1024 * 1024
+CPU_LIMIT_S = 60
+
+
+def _limit_resources() -> None:
+    """In the child, before exec: cap address space and CPU time (see python_on_path)."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_KB * 1024,) * 2)
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_LIMIT_S,) * 2)
+
+
 def run_tests(repo: str | Path, test_ids: list[str], timeout: float = 60.0) -> dict[str, str]:
     """Run unittest ids from `repo` in one subprocess: id -> pass | fail | error | missing |
     timeout."""
@@ -112,7 +125,8 @@ def run_tests(repo: str | Path, test_ids: list[str], timeout: float = 60.0) -> d
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     try:
         proc = subprocess.run([sys.executable, "-B", "-c", _RUNNER, *test_ids], cwd=repo,
-                              capture_output=True, text=True, timeout=timeout, env=env)
+                              capture_output=True, text=True, timeout=timeout, env=env,
+                              preexec_fn=_limit_resources)
     except subprocess.TimeoutExpired:
         return {t: "timeout" for t in test_ids}
     for line in reversed(proc.stdout.splitlines()):
@@ -210,7 +224,13 @@ def python_on_path() -> Iterator[None]:
     """
     with tempfile.TemporaryDirectory(prefix="groundup-bin-") as bin_dir:
         for name in ("python", "python3"):
-            os.symlink(sys.executable, os.path.join(bin_dir, name))
+            # a shell shim, not a symlink: it caps memory and CPU time, so a buggy edit that
+            # loops while growing a list (the model's, or a task's) cannot take the machine down
+            shim = os.path.join(bin_dir, name)
+            with open(shim, "w") as f:
+                f.write(f"#!/bin/sh\nulimit -v {MEMORY_LIMIT_KB} 2>/dev/null; ulimit -t {CPU_LIMIT_S} 2>/dev/null\n"
+                        f"exec {shlex.quote(sys.executable)} \"$@\"\n")
+            os.chmod(shim, 0o755)
         old = os.environ.get("PATH", "")
         os.environ["PATH"] = bin_dir + os.pathsep + old
         try:
