@@ -111,7 +111,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Path, Settings]:
     if s.model is None:
         s.model = os.environ.get("GROUNDUP_MODEL")
     if not s.model:
-        raise UserError("no model given: pass --model SPEC (e.g. local:runs/cpu/sft, "
+        raise UserError("no model given: pass --model SPEC (e.g. local:runs/cpu/model, "
                         "openai:gpt-4o-mini, anthropic:claude-sonnet-4-5) or set \"model\" in "
                         ".groundup/settings.json")
     for d in s.add_dirs:

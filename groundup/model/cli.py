@@ -28,7 +28,7 @@ COPY = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "c
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
-        "example:\n  groundup export --model runs/cpu/sft --format hf --out exported/\n\n"
+        "example:\n  groundup export --model runs/cpu/model --format hf --out exported/\n\n"
         "The output holds config.json (LlamaForCausalLM / Qwen2 / Qwen3), model.safetensors,\n"
         "generation_config.json and the tokenizer files: transformers' AutoModelForCausalLM and\n"
         "AutoTokenizer load it, and from there vLLM, SGLang or llama.cpp's convert_hf_to_gguf.py.")
