@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import os
 from typing import Any, Iterator
-from urllib.parse import urlparse
 
 import httpx
 
@@ -44,7 +43,7 @@ from groundup.chat.format import ToolSet
 from groundup.chat.types import ToolCall, new_call_id
 from groundup.providers.base import (Event, Finish, ProviderError, TextDelta, ToolCallEvent,
                                      Usage)
-from groundup.providers.http import (HTTPOptions, error_message, parse_data, post_stream, probe,
+from groundup.providers.http import (HTTPOptions, check_base_url, error_message, parse_data, post_stream, probe,
                                      sse_events)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -89,10 +88,7 @@ class AnthropicModel:
                  max_retries: int = 4, backoff_base: float = 1.0, **_ignored: Any):
         self.model = name
         self.name = f"anthropic:{name}"
-        base = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        parsed = urlparse(base)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ProviderError(f"--base-url {base!r} is not an http(s) URL")
+        base = check_base_url(base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL)
         self.url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
         self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not self.api_key:

@@ -26,6 +26,7 @@ import random
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
+from urllib.parse import urlparse
 
 import httpx
 
@@ -41,6 +42,15 @@ class HTTPOptions:
     max_retries: int = 4
     backoff_base: float = 1.0       # first retry waits ~this long, then doubles
     backoff_max: float = 30.0
+
+
+def check_base_url(base: str, example: str = "") -> str:
+    """`base` without a trailing slash, or a ProviderError if it is not an http(s) URL."""
+    base = base.rstrip("/")
+    parsed = urlparse(base)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ProviderError(f"--base-url {base!r} is not an http(s) URL" + (f" (e.g. {example})" if example else ""))
+    return base
 
 
 def error_message(body: bytes) -> str:

@@ -35,7 +35,7 @@ from groundup.chat.format import ToolSet
 from groundup.chat.types import ToolCall
 from groundup.providers.base import (Event, Finish, ProviderError, TextDelta, ToolCallEvent,
                                      Usage)
-from groundup.providers.http import (HTTPOptions, error_message, parse_data, post_stream, probe,
+from groundup.providers.http import (HTTPOptions, check_base_url, error_message, parse_data, post_stream, probe,
                                      sse_events)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -73,12 +73,9 @@ class OpenAIModel:
                  backoff_base: float = 1.0, **_ignored: Any):
         self.model = name
         self.name = f"openai:{name}"
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        parsed = urlparse(self.base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ProviderError(f"--base-url {self.base_url!r} is not an http(s) URL "
-                                "(e.g. http://localhost:8000/v1)")
-        self.official = parsed.netloc.endswith("api.openai.com")
+        self.base_url = check_base_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
+                                       "http://localhost:8000/v1")
+        self.official = urlparse(self.base_url).netloc.endswith("api.openai.com")
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
         if self.official and not self.api_key:
             raise ProviderError("OPENAI_API_KEY is not set: export your key, or point --base-url "

@@ -17,6 +17,7 @@ Design choices:
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -94,14 +95,7 @@ def _run_stats(run: Path) -> dict[str, Any]:
 def _params(run: Path) -> int:
     from safetensors import safe_open
     with safe_open(str(run / "model.safetensors"), framework="pt") as f:
-        return sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
 
 
 def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
