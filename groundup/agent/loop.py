@@ -40,7 +40,7 @@ from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import system_prompt
 from groundup.agent.session import Session, interrupted_result
-from groundup.agent.tools import READ_ONLY, Toolbox, ToolResult
+from groundup.agent.tools import CORE_TOOLS, READ_ONLY, Toolbox, ToolResult
 from groundup.chat.types import ToolCall
 from groundup.providers.base import (Finish, Model, ProviderError, TextDelta, ToolCallEvent,
                                      Usage)
@@ -96,12 +96,15 @@ class Agent:
         self.root = Path(self.root).resolve()
         if self.permissions is None:
             self.permissions = Permissions(mode=self.permission_mode)
-        self.toolbox = Toolbox(self.root, self.extra_dirs, self.permissions,
-                               on_todos=lambda todos: self.emit({"type": "todos", "todos": todos}))
-        if self.session is None and self.session_dir is not None:
-            self.session = Session.create(self.session_dir)
         if self.compact_prompt is None:
             self.compact_prompt = bool(getattr(self.model, "compact_prompt", False))
+        # compact mode is for our own small models: the short prompt and the core tools they
+        # were trained with (tools.CORE_TOOLS)
+        self.toolbox = Toolbox(self.root, self.extra_dirs, self.permissions,
+                               on_todos=lambda todos: self.emit({"type": "todos", "todos": todos}),
+                               tools=CORE_TOOLS if self.compact_prompt else None)
+        if self.session is None and self.session_dir is not None:
+            self.session = Session.create(self.session_dir)
         self.total_usage = Usage()
         self.compact_level = 0                 # how hard the model's view is compacted
 

@@ -8,7 +8,8 @@ Design choices:
   project's `AGENTS.md` (or `CLAUDE.md`) and the user's `~/.config/groundup/AGENTS.md`,
   the place where a team writes "run tests with make test" once instead of every session.
 - The compact prompt is for our own small models (context of 1-2k tokens, trained on it):
-  two lines. Their chat format renders the tool list compactly by itself.
+  two lines. Their chat format renders the tool list compactly by itself, and only the core
+  tools (tools.CORE_TOOLS) are offered with it.
 - Memory files are clipped so that one large file cannot eat the context.
 """
 

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from difflib import unified_diff
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from groundup.agent import search, shell
 from groundup.agent.permissions import ConfinementError, Permissions, confine
@@ -114,6 +114,10 @@ SCHEMAS: list[dict[str, Any]] = [
          ["content", "status"])}}, ["todos"])},
 ]
 TOOL_NAMES = [s["name"] for s in SCHEMAS]
+# the tools our own small models are trained with (compact mode, see agent/prompt.py): every
+# tool definition is context the model reads on each step, and each one it never needs is
+# a choice it can get wrong
+CORE_TOOLS = ("read_file", "edit_file", "bash", "grep")
 READ_ONLY = frozenset({"read_file", "grep", "glob", "list_dir"})
 _TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list}
 
@@ -156,20 +160,25 @@ class Toolbox:
     (None: everything that stays inside the workspace is allowed, as in yolo mode)."""
 
     def __init__(self, root: Path, extra_dirs=(), permissions: Permissions | None = None,
-                 on_todos: Callable[[list[dict[str, str]]], None] | None = None):
+                 on_todos: Callable[[list[dict[str, str]]], None] | None = None,
+                 tools: Sequence[str] | None = None):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise FileNotFoundError(f"workspace {root} is not a directory")
         self.extra_dirs = tuple(Path(d).resolve() for d in extra_dirs)
         self.permissions = permissions
         self.on_todos = on_todos
+        unknown = [t for t in (tools or ()) if t not in TOOL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {', '.join(unknown)}; the tools are {', '.join(TOOL_NAMES)}")
+        self.names = [n for n in TOOL_NAMES if tools is None or n in tools]   # offered, in order
         self.todos: list[dict[str, str]] = []
         self.read_state: dict[Path, tuple[int, int, str]] = {}
         self.deadline: float | None = None   # time.monotonic() by which a run must end
         self._lock = threading.Lock()
 
     def schemas(self) -> list[dict[str, Any]]:
-        return [dict(s) for s in SCHEMAS]
+        return [dict(s) for s in SCHEMAS if s["name"] in self.names]
 
     # ------------------------------------------------------------ dispatch
 
@@ -177,9 +186,9 @@ class Toolbox:
         if call.error:
             return ToolResult(f"error: your tool call could not be parsed: {call.error}. "
                               "Call a tool with valid JSON arguments.", True)
-        if call.name not in TOOL_NAMES:
+        if call.name not in self.names:
             return ToolResult(f"error: unknown tool {call.name!r}; the tools are "
-                              + ", ".join(TOOL_NAMES), True)
+                              + ", ".join(self.names), True)
         problem = check_arguments(call.name, call.arguments)
         if problem:
             return ToolResult(f"error: {call.name}: {problem}", True)

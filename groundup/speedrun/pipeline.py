@@ -87,6 +87,8 @@ def _run_stats(run: Path) -> dict[str, Any]:
         stats["val_loss"] = round(evals[-1]["val_loss"], 4)
         if evals[-1].get("val_bpb") is not None:
             stats["val_bpb"] = round(evals[-1]["val_bpb"], 4)
+        if evals[-1].get("copy_acc") is not None:
+            stats["copy_acc"] = round(evals[-1]["copy_acc"], 3)
         if evals[-1].get("sample"):
             stats["sample"] = evals[-1]["sample"]
     return stats
@@ -110,7 +112,8 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
         # the model's context must hold the fine-tuning rows and the agent's conversations
         context_len=max(p.pretrain_seq, p.sft_seq),
         batch_size=p.pretrain_batch, seq_len=p.pretrain_seq, eval_every=p.eval_every,
-        save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype))
+        save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
+        tie_embeddings=p.tie_embeddings))
     return {**_run_stats(run), "params": _params(run), "depth": p.depth,
             "seq_len": p.pretrain_seq, "batch_size": p.pretrain_batch,
             "wall_s_this_session": round(time.monotonic() - t0, 1)}
@@ -173,7 +176,7 @@ def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
     run = sft(SFTConfig(
         init=str(out / "base"), out=str(out / "model"), steps=p.sft_steps,
         batch_size=p.sft_batch, seq_len=p.sft_seq, eval_every=p.eval_every,
-        save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
+        save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype, lr=p.sft_lr,
         sample_prompt_ids=sample[-p.sft_seq // 2:]), examples)
     meta = json.loads((run / "data" / "meta.json").read_text())
     return {**_run_stats(run), "examples": len(examples),

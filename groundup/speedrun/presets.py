@@ -23,6 +23,7 @@ class Preset:
     corpus_files: int | None = None      # None: the whole embedded corpus; N: every k-th file
     # pretraining
     depth: int = 4
+    tie_embeddings: bool = True          # one matrix in and out: fewer parameters, easier copying
     pretrain_steps: int = 600
     pretrain_batch: int = 16
     pretrain_seq: int = 512
@@ -31,6 +32,7 @@ class Preset:
     sft_steps: int = 800
     sft_batch: int = 8
     sft_seq: int = 2048
+    sft_lr: float | None = None          # None: the trainer's default (a third of pretraining's)
     # evaluation on held-out tasks
     eval_tasks: dict[int, int] = field(default_factory=lambda: {1: 100, 2: 30, 3: 30})
     max_agent_steps: int = 12

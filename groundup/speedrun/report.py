@@ -161,7 +161,12 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
               f"{pt.get('tokens') or 0:,} tokens in {pt.get('stage_s', 0):.0f} s "
               f"({pt.get('tokens_per_s', 0):,.0f} tokens/s)",
               f"- final training loss {pt.get('final_loss')}, validation loss {pt.get('val_loss')}, "
-              f"**validation {pt.get('val_bpb')} bits per byte**", ""]
+              f"**validation {pt.get('val_bpb')} bits per byte**"]
+        if pt.get("copy_acc") is not None:
+            L += [f"- copying from the context (a random sequence written twice, greedy accuracy on "
+                  f"the second copy): **{100 * pt['copy_acc']:.0f}%** -- an agent copies test ids, "
+                  f"paths and lines all the time; near 0% it cannot"]
+        L += [""]
         if pt.get("sample"):
             L += ["A sample from the pretrained model:", "", "```python", str(pt["sample"]), "```", ""]
         if "base" in plots:
@@ -175,7 +180,8 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
               f"{st.get('loss_tokens') or 0:,} assistant tokens carry the loss"
               f"{', ' + str(st['truncated']) + ' truncated' if st.get('truncated') else ''}",
               f"- {st.get('steps')} steps in {st.get('stage_s', 0):.0f} s; final loss {st.get('final_loss')}, "
-              f"validation loss {st.get('val_loss')}", ""]
+              f"validation loss {st.get('val_loss')}"
+              + (f"; copying {100 * st['copy_acc']:.0f}%" if st.get("copy_acc") is not None else ""), ""]
         if "model" in plots:
             L += [f"![fine-tuning loss]({plots['model']})", ""]
     L += ["## Evaluation on held-out tasks", ""]

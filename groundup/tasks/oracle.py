@@ -10,7 +10,7 @@ Design choices:
   running the tests) is a bug and is never written.
 - Short and regular, because the model that learns from them is tiny (a few million
   parameters, 1-2k tokens of context): run the one failing test (`python -m unittest -q ID`),
-  find the function, read just that function (grep gives its line, read_file its range), edit
+  find the function (read the module the test names, or grep for its def and read from that line), edit
   one line copied from what was just read, run the test again, answer in one line.
 - Varied where variety teaches something: search first (grep then a ranged read) or read first
   (the whole module named by the test's import); tier 2 follows the call from the wrapper into
@@ -34,16 +34,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from groundup.agent.prompt import system_prompt
-from groundup.agent.tools import Toolbox, ToolResult
+from groundup.agent.tools import CORE_TOOLS, Toolbox, ToolResult
 from groundup.chat.types import ToolCall
 from groundup.io import append_jsonl
 from groundup.tasks.check import (TaskInfo, check, load_task, python_on_path, remove_scratch,
                                   scratch_copy)
 from groundup.tasks.generate import generate_task
 
-P_SEARCH_FIRST = 0.7      # grep, then a ranged read
-P_WRONG_FILE = 0.1        # recovery: read a path that does not exist, then search
-                          # (the rest: read the whole module the test is for)
+# how the oracle finds the code, by tier: "read" the whole module the test is for (tier 1: it
+# is where the bug is), "search" (grep for the def, then read from that line), or "guess" (a
+# recovery: read a path that does not exist, then search)
+PATHS = {1: {"read": 0.7, "search": 0.2, "guess": 0.1},
+         2: {"search": 0.7, "read": 0.2, "guess": 0.1},
+         3: {"search": 0.7, "read": 0.2, "guess": 0.1}}
 P_BAD_EDIT = 0.15         # recovery: an edit that does not match, then re-read and fix
 
 
@@ -52,7 +55,7 @@ class Recorder:
 
     def __init__(self, task: TaskInfo, root: Path, compact: bool = True):
         self.task, self.root = task, Path(root)
-        self.toolbox = Toolbox(self.root)
+        self.toolbox = Toolbox(self.root, tools=CORE_TOOLS if compact else None)
         self.messages: list[dict[str, Any]] = [
             {"role": "system", "content": system_prompt(self.root, self.toolbox, compact)},
             {"role": "user", "content": task.problem_statement}]
@@ -134,8 +137,9 @@ def _entry(rec: Recorder, task: TaskInfo, path: str, unit: str) -> tuple[str, st
 
 
 def _read_range(rec: Recorder, path: str, line: int, text: str) -> None:
-    lines = (rec.root / path).read_text(encoding="utf-8").splitlines()
-    rec.call(text, "read_file", path=path, offset=line, limit=_block_length(lines, line - 1))
+    # from the def to the end of the (small) module: the model copies the line number grep
+    # printed and never has to guess how long the function is
+    rec.call(text, "read_file", path=path, offset=line)
 
 
 def _search(rec: Recorder, name: str, path: str, text: str) -> int:
@@ -235,9 +239,8 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
             if tid not in run_ids:
                 run_ids.append(tid)
     rec.call("Let me run the failing test.", "bash", command=_test_command(run_ids))
-    r = rng.random()
-    mode = "search" if r < P_SEARCH_FIRST else ("guess" if r < P_SEARCH_FIRST + P_WRONG_FILE
-                                                 else "read")
+    paths = PATHS.get(task.tier, PATHS[3])
+    mode = rng.choices(list(paths), weights=list(paths.values()))[0]
     # the line each gold edit touches, in the file as it is now (edits shift later lines)
     def bug_line(g: dict[str, Any]) -> int:
         return _first_line(rec, g) + len(g["old"].splitlines()) - 1
@@ -272,7 +275,8 @@ def record_one(task_dir: str | Path, seed: int = 0, compact: bool = True,
         messages = solve(task, work, rng, compact)
         if verify and not check(task, work).solved:
             raise AssertionError(f"oracle trajectory for {task.id} does not solve it")
-        return {"task": task.id, "messages": messages, "tools": Toolbox(work).schemas()}
+        tools = Toolbox(work, tools=CORE_TOOLS if compact else None).schemas()
+        return {"task": task.id, "messages": messages, "tools": tools}
     finally:
         remove_scratch(work)
 

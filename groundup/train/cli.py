@@ -75,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="the model's context window (default: --seq-len); set it to the SFT length "
                         "if fine-tuning will use longer sequences")
     b.add_argument("--val-fraction", type=float, default=0.02, help="documents held out for validation")
+    b.add_argument("--tie-embeddings", action="store_true",
+                   help="the output head shares the token embedding matrix")
     _loop_args(b)
     s = sub.add_parser("sft", help="fine-tune a model on chat conversations (loss on assistant tokens)",
                        description="Supervised fine-tuning. --data is a JSONL file: one conversation "
@@ -180,7 +182,7 @@ def run(args) -> int:
         from groundup.train.trainer import TrainConfig, pretrain
         cfg = TrainConfig(data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer,
                           vocab_size=args.vocab_size, depth=args.depth,
-                          context_len=args.context_len, **_common(args))
+                          context_len=args.context_len, tie_embeddings=args.tie_embeddings, **_common(args))
         out = pretrain(cfg)
     else:
         from groundup.tokenizer import load_tokenizer

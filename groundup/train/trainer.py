@@ -51,7 +51,9 @@ import torch.nn.functional as F
 
 from groundup.errors import UserError
 from groundup.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from groundup.tokenizer.special import N_SPECIAL
 from groundup.train import checkpoint as ckpt
+from groundup.train.probes import copy_accuracy
 from groundup.train.data import (IGNORE, Loader, eval_batches, open_dataset, prepare_data,
                                  prepare_sft_data, token_byte_lengths)
 from groundup.train.optim import default_lr, lr_at, make_optimizer, set_lr
@@ -96,6 +98,7 @@ class TrainConfig(LoopConfig):
                                     # the fine-tuning length when SFT will use longer rows
     val_fraction: float = 0.02
     sample_prompt: str = "def "
+    tie_embeddings: bool = False    # the output head shares the embedding matrix
 
 
 @dataclass(kw_only=True)
@@ -111,7 +114,7 @@ class SFTConfig(LoopConfig):
 
 # fields a resumed run must share with the run it continues
 COMPATIBLE = {"pretrain": ("depth", "vocab_size", "tokenizer", "data", "seq_len", "batch_size", "seed",
-                           "val_fraction", "context_len"),
+                           "val_fraction", "context_len", "tie_embeddings"),
               "sft": ("init", "data", "seq_len", "batch_size", "seed", "val_fraction")}
 
 
@@ -348,6 +351,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
                         f"{d.world} processes -- pick sizes that divide")
     accum = cfg.batch_size // (micro * d.world)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(100, max(1, cfg.steps // 20))
+    n_tokens = max(2, model.config.vocab_size - N_SPECIAL)   # ordinary ids, for the copy probe
 
     model.to(d.device)
     opt = make_optimizer(model, peak_lr, cfg.weight_decay)
@@ -383,7 +387,8 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
         nonlocal last
         if val_ds is None or val_ds.n_items == 0:
             return
-        r = {"step": at, **evaluate(model, val_ds, token_bytes, cfg, d, micro)}
+        r = {"step": at, **evaluate(model, val_ds, token_bytes, cfg, d, micro),
+             "copy_acc": copy_accuracy(model, n_tokens)}
         if sample_prompt is not None and d.main:
             ids = generate_sample(model, sample_prompt, cfg.sample_tokens, cfg.seed * 1_000_003 + at,
                                   stop=stop_ids)
@@ -391,7 +396,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
         if d.main:
             append_jsonl(metrics_path, r)
             bpb = f", val bpb {r['val_bpb']:.3f}" if "val_bpb" in r else ""
-            prog.message(f"step {at}: val loss {r['val_loss']:.4f}{bpb}")
+            prog.message(f"step {at}: val loss {r['val_loss']:.4f}{bpb}, copy {r['copy_acc']:.0%}")
             if "sample" in r:
                 prog.message("  sample: " + r["sample"][:300].replace("\n", "\n          "))
         last.update(r)
@@ -514,7 +519,8 @@ def pretrain(cfg: TrainConfig) -> Path:
             prepare_data(paths, tok, data_dir, cfg.val_fraction, cfg.seed, progress=not cfg.quiet)
         d.barrier()
         mcfg = ModelConfig.from_depth(cfg.depth, tok.vocab_size, max_seq_len=cfg.context_len or cfg.seq_len,
-                                      bos_token_id=tok.bos_id, eos_token_id=tok.eos_id)
+                                      bos_token_id=tok.bos_id, eos_token_id=tok.eos_id,
+                                      tie_embeddings=cfg.tie_embeddings)
         torch.manual_seed(cfg.seed)
         model = Transformer(mcfg)
         model.init_weights()

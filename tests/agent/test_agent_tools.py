@@ -231,3 +231,23 @@ def test_read_file_pages_by_size_too(tmp_path):
     assert len(r.content) < 110_000
     assert r.content.splitlines()[-1].startswith("[showing lines 1-")
     assert "read more with offset=" in r.content
+
+
+def test_a_toolbox_offers_only_the_tools_it_is_given(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    tb = Toolbox(tmp_path, tools=("read_file", "bash"))
+    assert [s["name"] for s in tb.schemas()] == ["read_file", "bash"]
+    assert not ex(tb, "read_file", path="a.py").is_error
+    r = ex(tb, "write_file", path="b.py", content="y = 2\n")
+    assert r.is_error and "unknown tool 'write_file'" in r.content and "read_file, bash" in r.content
+    assert not (tmp_path / "b.py").exists()
+    with pytest.raises(ValueError, match="unknown tool"):
+        Toolbox(tmp_path, tools=("read_file", "teleport"))
+
+
+def test_compact_mode_offers_the_core_tools_small_models_are_trained_with(tmp_path):
+    from groundup.agent.loop import Agent
+    from groundup.agent.tools import CORE_TOOLS
+    assert [s["name"] for s in Agent(None, tmp_path, compact_prompt=True).toolbox.schemas()] == \
+        [n for n in ("read_file", "edit_file", "bash", "grep") if n in CORE_TOOLS]
+    assert len(Agent(None, tmp_path, compact_prompt=False).toolbox.schemas()) == 8

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from groundup.agent.prompt import system_prompt
-from groundup.agent.tools import Toolbox
+from groundup.agent.loop import Agent
 from groundup.chat.format import render_text
 from groundup.tasks.evaluate import evaluate
 from groundup.tasks.generate import generate_task
@@ -27,7 +27,8 @@ def test_trajectories_use_the_agents_prompt_tools_and_format(tmp_path):
     assert len(rows) == 9
     for row in rows:
         msgs = row["messages"]
-        assert row["tools"] == Toolbox(tmp_path).schemas()
+        # the tools the agent offers a small model (compact mode), exactly
+        assert row["tools"] == Agent(None, tmp_path, compact_prompt=True).toolbox.schemas()
         assert msgs[0]["role"] == "system"
         # the compact prompt the agent uses for small models, for that working copy
         assert msgs[0]["content"].startswith(system_prompt(tmp_path, compact=True).split(" in ")[0])
