@@ -198,7 +198,13 @@ class Engine:
         # decode step into generated C++ and removes most per-op Python dispatch: bench/engine.py
         # measured 1.32-1.35x eager at batch 1 on the 10M model, for ~50 s of compiling on the
         # first call -- worth it for a server or a long evaluation, not for one short answer.
-        self.forward = torch.compile(model, dynamic=True) if compile else model
+        self.forward = model
+        if compile:
+            # the RoPE table grows on demand; a compiled graph guards on its size, so build it
+            # for the whole context now or every growth would recompile
+            p0 = next(model.parameters())
+            model.rope(model.config.max_seq_len, p0.dtype, p0.device)
+            self.forward = torch.compile(model, dynamic=True)
         self.tokenizer = tokenizer
         self.eos_ids = tuple(eos_ids)
         p = next(model.parameters())

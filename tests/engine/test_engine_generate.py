@@ -218,14 +218,23 @@ def test_scheduler_delivers_a_failure_and_then_refuses_work(engine):
     sched.close()
 
 
-def test_compiled_engine_gives_the_same_tokens(engine):
+def test_compiled_engine_gives_the_same_tokens():
     """Engine(compile=True) runs the same model through torch.compile: same greedy tokens for a
-    single prompt (the batch-1 decode graph) and for a batch (the masked ragged-decode graph)."""
-    compiled = Engine(engine.model, compile=True)
+    single prompt (the batch-1 decode graph) and for a batch (the masked ragged-decode graph),
+    and no recompiling as prompts change length and positions pass the first RoPE table."""
+    from torch._dynamo.utils import counters
+    from groundup.model import ModelConfig, Transformer
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_depth(1, V, max_seq_len=512))
+    model.init_weights()
+    eager = Engine(model)
+    counters.clear()
+    compiled = Engine(model, compile=True)
     prompts = _prompts(seed=5, lengths=(7, 12, 3))
-    for p in prompts[:2]:      # two prompt lengths: one dynamic prefill graph, no recompile per length
-        assert compiled.generate(p, SamplingParams(max_new_tokens=12)).token_ids == \
-            engine.generate(p, SamplingParams(max_new_tokens=12)).token_ids
+    for p, n in zip(prompts[:2], (12, 300)):   # another prompt length, and positions past 256
+        assert compiled.generate(p, SamplingParams(max_new_tokens=n)).token_ids == \
+            eager.generate(p, SamplingParams(max_new_tokens=n)).token_ids
+    assert counters["stats"]["unique_graphs"] == 2     # prefill (any length) + decode (any position)
     got = compiled.generate_batch(prompts, SamplingParams(max_new_tokens=8))
-    want = engine.generate_batch(prompts, SamplingParams(max_new_tokens=8))
+    want = eager.generate_batch(prompts, SamplingParams(max_new_tokens=8))
     assert [r.token_ids for r in got] == [r.token_ids for r in want]
