@@ -189,10 +189,27 @@ class Batch:
             self.seqs.pop()
 
 
+def cpu_decode_layout(model: torch.nn.Module) -> None:
+    """Store every *wide* weight (more outputs than inputs: q/k/v, gate/up, the output head)
+    column-major -- same values, same shape, transposed strides. A decode step multiplies one
+    row vector by each weight; on CPU that product streams a column-major wide matrix much
+    faster (bench/engine.py, 2 cores: the 100M model's batch-1 decode +25-30%, 16 concurrent
+    sequences +40%; the 32000x768 head alone 1.7x), while the narrow ones (o_proj, down) are
+    faster as they are. A tied head moves its embedding table too (a lookup reads one strided
+    row per token: nothing)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear) and m.out_features > m.in_features:
+            m.weight.data = m.weight.data.t().contiguous().t()
+
+
 class Engine:
     def __init__(self, model: Transformer, tokenizer: Any = None, eos_ids: tuple[int, ...] | list[int] = (),
                  compile: bool = False):
+        """The engine takes the model over: eval mode, and on CPU the layout of its wide
+        weights (cpu_decode_layout). compile=True: see below."""
         self.model = model.eval()
+        if next(model.parameters()).device.type == "cpu":
+            cpu_decode_layout(model)
         # compile=True: torch.compile the forward (dynamic shapes: one graph for every prompt
         # length and cache position, plus one for decode). On CPU it fuses the small ops of a
         # decode step into generated C++ and removes most per-op Python dispatch: bench/engine.py
