@@ -87,6 +87,8 @@ def _run_stats(run: Path) -> dict[str, Any]:
         stats["val_loss"] = round(evals[-1]["val_loss"], 4)
         if evals[-1].get("val_bpb") is not None:
             stats["val_bpb"] = round(evals[-1]["val_bpb"], 4)
+        if evals[-1].get("val_turn_acc") is not None:
+            stats["val_turn_acc"] = round(evals[-1]["val_turn_acc"], 3)
         if evals[-1].get("copy_acc") is not None:
             stats["copy_acc"] = round(evals[-1]["copy_acc"], 3)
         if evals[-1].get("sample"):

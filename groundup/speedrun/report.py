@@ -181,7 +181,11 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
               f"{', ' + str(st['truncated']) + ' truncated' if st.get('truncated') else ''}",
               f"- {st.get('steps')} steps in {st.get('stage_s', 0):.0f} s; final loss {st.get('final_loss')}, "
               f"validation loss {st.get('val_loss')}"
-              + (f"; copying {100 * st['copy_acc']:.0f}%" if st.get("copy_acc") is not None else ""), ""]
+              + (f"; copying {100 * st['copy_acc']:.0f}%" if st.get("copy_acc") is not None else "")]
+        if st.get("val_turn_acc") is not None:
+            L += [f"- assistant turns of held-out conversations that greedy decoding reproduces exactly "
+                  f"(teacher-forced): **{100 * st['val_turn_acc']:.0f}%**"]
+        L += [""]
         if "model" in plots:
             L += [f"![fine-tuning loss]({plots['model']})", ""]
     L += ["## Evaluation on held-out tasks", ""]

@@ -58,6 +58,7 @@ def test_pretrain_writes_a_model_directory_and_skips_when_finished(base_run):
     assert [r["step"] for r in recs if "loss" in r] == [1, 2, 3, 4]
     evals = [r for r in recs if "val_loss" in r]
     assert [r["step"] for r in evals] == [0, 2, 4] and all("val_bpb" in r and "sample" in r for r in evals)
+    assert all("copy_acc" in r and "val_turn_acc" not in r for r in evals)   # turns: fine-tuning only
     mtime = (out / "model.safetensors").stat().st_mtime_ns
     assert pretrain(cfg) == out                                # finished: nothing retrained
     assert (out / "model.safetensors").stat().st_mtime_ns == mtime
@@ -113,7 +114,9 @@ def test_sft_trains_on_assistant_tokens_and_yields_a_model_directory(base_run, t
     recs = list(read_jsonl(run / "metrics.jsonl"))
     loss = [r["loss"] for r in recs if "loss" in r]
     assert len(loss) == 12 and loss[-1] < loss[0]
-    assert [r["step"] for r in recs if "val_loss" in r] == [0, 6, 12]
+    evals = [r for r in recs if "val_loss" in r]
+    assert [r["step"] for r in evals] == [0, 6, 12]
+    assert all(0.0 <= r["val_turn_acc"] <= 1.0 and 0.0 <= r["copy_acc"] <= 1.0 for r in evals)
     meta = json.loads((run / "data" / "meta.json").read_text())
     assert meta["train"]["examples"] + meta["val"]["examples"] == 24
     model = load_model(run)
@@ -140,3 +143,17 @@ def test_sample_generation_with_kv_cache_matches_a_plain_forward_loop():
     rng = torch.get_rng_state()
     assert len(generate_sample(m, list(range(60)), 10, seed=1)) == 10   # a prompt past the context
     assert torch.equal(rng, torch.get_rng_state())           # the training RNG did not move
+
+
+def test_turn_hits_counts_runs_of_targets_reproduced_exactly():
+    from groundup.train.data import IGNORE
+    from groundup.train.trainer import turn_hits
+    I = IGNORE
+    y = torch.tensor([[I, 5, 6, I, I, 7, 8, 9],          # two turns in the first row
+                      [1, 2, I, 3, I, I, I, I]])         # a turn at the row start, and one of one token
+    assert turn_hits(y.clamp(min=0), y) == (4, 4)        # predicting every target: all exact
+    pred = y.clamp(min=0).clone()
+    pred[0, 7] = 0                                       # one wrong token spoils its whole turn
+    pred[1, 2] = 0                                       # a wrong prediction where nothing counts: no effect
+    assert turn_hits(pred, y) == (4, 3)
+    assert turn_hits(pred, torch.full_like(y, I)) == (0, 0)
