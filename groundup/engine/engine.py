@@ -208,24 +208,23 @@ class Engine:
         """The engine takes the model over: eval mode, and on CPU the layout of its wide
         weights (cpu_decode_layout). compile=True: see below."""
         self.model = model.eval()
-        if next(model.parameters()).device.type == "cpu":
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        if self.device.type == "cpu":
             cpu_decode_layout(model)
-        # compile=True: torch.compile the forward (dynamic shapes: one graph for every prompt
-        # length and cache position, plus one for decode). On CPU it fuses the small ops of a
+        # compile=True: torch.compile the forward (dynamic shapes: one graph for prefill at any
+        # prompt length, one for decode at any position). On CPU it fuses the small ops of a
         # decode step into generated C++ and removes most per-op Python dispatch: bench/engine.py
-        # measured 1.32-1.35x eager at batch 1 on the 10M model, for ~50 s of compiling on the
+        # measured 1.3-1.45x eager at batch 1 on the 10M model, for 20-50 s of compiling on the
         # first call -- worth it for a server or a long evaluation, not for one short answer.
         self.forward = model
         if compile:
             # the RoPE table grows on demand; a compiled graph guards on its size, so build it
             # for the whole context now or every growth would recompile
-            p0 = next(model.parameters())
-            model.rope(model.config.max_seq_len, p0.dtype, p0.device)
+            model.rope(model.config.max_seq_len, self.dtype, self.device)
             self.forward = torch.compile(model, dynamic=True)
         self.tokenizer = tokenizer
         self.eos_ids = tuple(eos_ids)
-        p = next(model.parameters())
-        self.device, self.dtype = p.device, p.dtype
         self.vocab_size = model.config.vocab_size
         self.max_seq_len = model.config.max_seq_len
 

@@ -178,7 +178,7 @@ def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
     run = sft(SFTConfig(
         init=str(out / "base"), out=str(out / "model"), steps=p.sft_steps,
         batch_size=p.sft_batch, seq_len=p.sft_seq, eval_every=p.eval_every,
-        save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype, lr=p.sft_lr,
+        save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
         sample_prompt_ids=sample[-p.sft_seq // 2:]), examples)
     meta = json.loads((run / "data" / "meta.json").read_text())
     return {**_run_stats(run), "examples": len(examples),

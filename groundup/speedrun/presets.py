@@ -23,7 +23,8 @@ class Preset:
     corpus_files: int | None = None      # None: the whole embedded corpus; N: every k-th file
     # pretraining
     depth: int = 4
-    tie_embeddings: bool = True          # one matrix in and out: fewer parameters, easier copying
+    tie_embeddings: bool = True          # one matrix in and out: depth 3 has 27% fewer parameters
+                                         # and trains 16% faster (-0.17 bits/byte: docs/08)
     pretrain_steps: int = 600
     pretrain_batch: int = 16
     pretrain_seq: int = 512
@@ -32,7 +33,6 @@ class Preset:
     sft_steps: int = 800
     sft_batch: int = 8
     sft_seq: int = 2048
-    sft_lr: float | None = None          # None: the trainer's default (a third of pretraining's)
     # evaluation on held-out tasks
     eval_tasks: dict[int, int] = field(default_factory=lambda: {1: 100, 2: 30, 3: 30})
     max_agent_steps: int = 12

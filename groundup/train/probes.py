@@ -1,6 +1,7 @@
-"""A probe of one skill that an agent cannot work without: copying from its context.
+"""Probes of what an agent cannot work without: copying from its context, whole turns.
 
     copy_accuracy(model, n_tokens) -> 0..1        logged with every validation (`copy_acc`)
+    turn_hits(pred, y) -> (turns, exact)          fine-tuning validation (`val_turn_acc`)
 
 An agent copies all the time -- a test id from the task into a command, a path and a line
 number from grep's output into read_file, the buggy line into edit_file. Transformers copy
@@ -21,6 +22,9 @@ copy yet, and why it cannot yet solve tasks.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+from groundup.train.data import IGNORE
 
 
 @torch.no_grad()
@@ -40,3 +44,20 @@ def copy_accuracy(model, n_tokens: int, rows: int = 8, spans: tuple[int, ...] = 
         total += pred.numel()
     model.train(was)
     return hits / total
+
+
+def turn_hits(pred: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """(B, T) greedy predictions and targets -> (turns, turns reproduced exactly). A turn is a
+    run of consecutive targets that count -- in fine-tuning rows, one assistant turn (its text,
+    its tool calls, its end-of-turn). Exact under teacher forcing means greedy decoding, given
+    the same conversation so far, would write that whole turn: the test id copied right, the
+    edit's old_string to the character. It moves long before whole tasks get solved."""
+    valid = y != IGNORE
+    start = valid & ~F.pad(valid[:, :-1], (1, 0), value=False)      # first target of each run
+    n = int(start.sum())
+    if n == 0:
+        return 0, 0
+    run = (torch.cumsum(start.flatten().long(), 0) - 1)[valid.flatten()]   # run index per target
+    wrong = (pred != y).flatten()[valid.flatten()].long()
+    bad = torch.zeros(n, dtype=torch.long).index_add_(0, run, wrong)
+    return n, int((bad == 0).sum())

@@ -53,7 +53,7 @@ from groundup.errors import UserError
 from groundup.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from groundup.tokenizer.special import N_SPECIAL
 from groundup.train import checkpoint as ckpt
-from groundup.train.probes import copy_accuracy
+from groundup.train.probes import copy_accuracy, turn_hits
 from groundup.train.data import (IGNORE, Loader, eval_batches, open_dataset, prepare_data,
                                  prepare_sft_data, token_byte_lengths)
 from groundup.train.optim import default_lr, lr_at, make_optimizer, set_lr
@@ -277,30 +277,13 @@ def generate_sample(model, prompt: list[int], n: int, seed: int, temperature: fl
 
 
 @torch.no_grad()
-def turn_hits(pred: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    """(B, T) greedy predictions and targets -> (turns, turns reproduced exactly). A turn is a
-    run of consecutive targets that count -- in fine-tuning rows, one assistant turn (its text,
-    its tool calls, its end-of-turn). Exact under teacher forcing means greedy decoding, given
-    the same conversation so far, would write that whole turn: the test id copied right, the
-    edit's old_string to the character. It moves long before whole tasks get solved."""
-    valid = y != IGNORE
-    start = valid & ~F.pad(valid[:, :-1], (1, 0), value=False)      # first target of each run
-    n = int(start.sum())
-    if n == 0:
-        return 0, 0
-    run = (torch.cumsum(start.flatten().long(), 0) - 1)[valid.flatten()]   # run index per target
-    wrong = (pred != y).flatten()[valid.flatten()].long()
-    bad = torch.zeros(n, dtype=torch.long).index_add_(0, run, wrong)
-    return n, int((bad == 0).sum())
-
-
 def evaluate(model, dataset, token_bytes: np.ndarray | None, cfg: LoopConfig, d: Dist, batch: int) -> dict:
     """Validation loss (nats/token) and bits per byte over the first eval_tokens of the split;
     for fine-tuning also the share of assistant turns reproduced exactly (turn_hits)."""
     model.eval()
     tb = torch.from_numpy(token_bytes.astype(np.int64)) if token_bytes is not None else None
-    tot = torch.zeros(5, dtype=torch.float64)   # loss sum, target count, bytes, turns, exact turns
-    bits_loss = torch.zeros(1, dtype=torch.float64)   # loss over targets that have bytes
+    # loss sum, target count, bytes, loss over targets that have bytes, turns, exact turns
+    tot = torch.zeros(6, dtype=torch.float64)
     rows = max(1, cfg.eval_tokens // cfg.seq_len)
     for x, y in eval_batches(dataset, batch, rows, d.rank, d.world):
         with _autocast(cfg, d.device):
@@ -312,18 +295,18 @@ def evaluate(model, dataset, token_bytes: np.ndarray | None, cfg: LoopConfig, d:
         tot[0] += loss[valid].sum()
         tot[1] += valid.sum()
         if isinstance(cfg, SFTConfig):
-            tot[3:5] += torch.tensor(turn_hits(logits.argmax(-1).cpu(), y.cpu()), dtype=torch.float64)
+            tot[4:6] += torch.tensor(turn_hits(logits.argmax(-1).cpu(), y.cpu()), dtype=torch.float64)
         if tb is not None:
             nb = torch.where(valid, tb[y.cpu().clamp(min=0)], 0)              # (B, T) bytes per target
             tot[2] += nb.sum()
-            bits_loss += loss[nb > 0].sum()
+            tot[3] += loss[nb > 0].sum()
     model.train()
-    both = d.sum(torch.cat([tot, bits_loss]).to(d.device)).cpu()
-    out = {"val_loss": float(both[0] / max(both[1], 1))}
-    if both[2] > 0:
-        out["val_bpb"] = float(both[5] / math.log(2) / both[2])
-    if both[3] > 0:
-        out["val_turn_acc"] = float(both[4] / both[3])
+    tot = d.sum(tot.to(d.device)).cpu()
+    out = {"val_loss": float(tot[0] / max(tot[1], 1))}
+    if tot[2] > 0:
+        out["val_bpb"] = float(tot[3] / math.log(2) / tot[2])
+    if tot[4] > 0:
+        out["val_turn_acc"] = float(tot[5] / tot[4])
     return out
 
 

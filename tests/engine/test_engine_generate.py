@@ -238,3 +238,15 @@ def test_compiled_engine_gives_the_same_tokens():
     got = compiled.generate_batch(prompts, SamplingParams(max_new_tokens=8))
     want = eager.generate_batch(prompts, SamplingParams(max_new_tokens=8))
     assert [r.token_ids for r in got] == [r.token_ids for r in want]
+
+
+def test_on_cpu_the_engine_stores_wide_weights_column_major(hf_and_dir):
+    """cpu_decode_layout: same values, transposed strides for weights with more outputs than
+    inputs (the decode matvec streams them faster); the others stay row-major."""
+    plain = load_model(hf_and_dir[1])
+    model = Engine(load_model(hf_and_dir[1])).model
+    for (name, m), (_, ref) in zip(model.named_modules(), plain.named_modules()):
+        if isinstance(m, torch.nn.Linear):
+            assert torch.equal(m.weight, ref.weight), name
+            wide = m.out_features > m.in_features
+            assert m.weight.t().is_contiguous() == wide and m.weight.is_contiguous() != wide, name

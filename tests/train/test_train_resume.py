@@ -41,7 +41,9 @@ def test_resume_after_sigkill_is_exact(corpus_dir, tok_dir, tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and p.poll() is None:
         cks = list_checkpoints(run / "checkpoints")
-        if cks and cks[0][0] >= 5:
+        # a checkpoint counts once its checksum sidecar is written (checkpoint.py): wait for a
+        # trusted one at step >= 5, so the resume below must start at 5 or later
+        if any(step >= 5 and path.with_suffix(".json").exists() for step, path in cks):
             p.send_signal(signal.SIGKILL)   # mid-run: possibly in the middle of a checkpoint write
             break
         time.sleep(0.01)

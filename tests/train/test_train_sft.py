@@ -147,7 +147,7 @@ def test_sample_generation_with_kv_cache_matches_a_plain_forward_loop():
 
 def test_turn_hits_counts_runs_of_targets_reproduced_exactly():
     from groundup.train.data import IGNORE
-    from groundup.train.trainer import turn_hits
+    from groundup.train.probes import turn_hits
     I = IGNORE
     y = torch.tensor([[I, 5, 6, I, I, 7, 8, 9],          # two turns in the first row
                       [1, 2, I, 3, I, I, I, I]])         # a turn at the row start, and one of one token
