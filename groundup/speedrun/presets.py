@@ -25,6 +25,8 @@ class Preset:
     depth: int = 4
     tie_embeddings: bool = True          # one matrix in and out: depth 3 has 27% fewer parameters
                                          # and trains 16% faster (-0.17 bits/byte: docs/08)
+    wire_induction: bool = True          # start from hand-written induction heads: the model can
+                                         # copy from step 0 (groundup/train/circuits.py, docs/08)
     pretrain_steps: int = 600
     pretrain_batch: int = 16
     pretrain_seq: int = 512

@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--val-fraction", type=float, default=0.02, help="documents held out for validation")
     b.add_argument("--tie-embeddings", action="store_true",
                    help="the output head shares the token embedding matrix")
+    b.add_argument("--wire-induction", action="store_true",
+                   help="start from hand-written induction heads, so the model copies from its "
+                        "context from step 0 (groundup/train/circuits.py)")
     _loop_args(b)
     s = sub.add_parser("sft", help="fine-tune a model on chat conversations (loss on assistant tokens)",
                        description="Supervised fine-tuning. --data is a JSONL file: one conversation "
@@ -182,7 +185,8 @@ def run(args) -> int:
         from groundup.train.trainer import TrainConfig, pretrain
         cfg = TrainConfig(data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer,
                           vocab_size=args.vocab_size, depth=args.depth,
-                          context_len=args.context_len, tie_embeddings=args.tie_embeddings, **_common(args))
+                          context_len=args.context_len, tie_embeddings=args.tie_embeddings,
+                          wire_induction=args.wire_induction, **_common(args))
         out = pretrain(cfg)
     else:
         from groundup.tokenizer import load_tokenizer

@@ -53,6 +53,7 @@ from groundup.errors import UserError
 from groundup.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from groundup.tokenizer.special import N_SPECIAL
 from groundup.train import checkpoint as ckpt
+from groundup.train.circuits import ROPE_THETA, Pins, wire_induction_heads
 from groundup.train.probes import copy_accuracy, turn_hits
 from groundup.train.data import (IGNORE, Loader, eval_batches, open_dataset, prepare_data,
                                  prepare_sft_data, token_byte_lengths)
@@ -99,6 +100,7 @@ class TrainConfig(LoopConfig):
     val_fraction: float = 0.02
     sample_prompt: str = "def "
     tie_embeddings: bool = False    # the output head shares the embedding matrix
+    wire_induction: bool = False    # start from hand-written induction heads (train/circuits.py)
 
 
 @dataclass(kw_only=True)
@@ -114,7 +116,7 @@ class SFTConfig(LoopConfig):
 
 # fields a resumed run must share with the run it continues
 COMPATIBLE = {"pretrain": ("depth", "vocab_size", "tokenizer", "data", "seq_len", "batch_size", "seed",
-                           "val_fraction", "context_len", "tie_embeddings"),
+                           "val_fraction", "context_len", "tie_embeddings", "wire_induction"),
               "sft": ("init", "data", "seq_len", "batch_size", "seed", "val_fraction")}
 
 
@@ -373,6 +375,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), d.device)
         step, elapsed, tokens_seen = state["step"], state["elapsed"], state["tokens"]
         _say(d, cfg, f"resuming {run} from step {step}", always=True)
+    pins = Pins(model)   # a model with wired induction heads keeps them (train/circuits.py)
     if d.main:   # records after the checkpoint will be made again (no checkpoint: all of them)
         _trim_metrics(run / "metrics.jsonl", step if state is not None else -1)
     d.barrier()
@@ -440,6 +443,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
             step_loss += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        pins.restore()
         opt.zero_grad(set_to_none=True)
         step += 1
         loss_val = float(d.sum(step_loss) / n_tgt)
@@ -526,10 +530,15 @@ def pretrain(cfg: TrainConfig) -> Path:
         d.barrier()
         mcfg = ModelConfig.from_depth(cfg.depth, tok.vocab_size, max_seq_len=cfg.context_len or cfg.seq_len,
                                       bos_token_id=tok.bos_id, eos_token_id=tok.eos_id,
-                                      tie_embeddings=cfg.tie_embeddings)
+                                      tie_embeddings=cfg.tie_embeddings,
+                                      **({"rope_theta": ROPE_THETA} if cfg.wire_induction else {}))
         torch.manual_seed(cfg.seed)
         model = Transformer(mcfg)
         model.init_weights()
+        if cfg.wire_induction:
+            wire_induction_heads(model, cfg.seed)
+            _say(d, cfg, f"wired a previous-token head and two induction heads into the initial weights "
+                         f"(copies {copy_accuracy(model, tok.vocab_size - N_SPECIAL):.0%} of random tokens)")
         train_ds = open_dataset(data_dir, "train", cfg.seq_len)
         val_ds = open_dataset(data_dir, "val", cfg.seq_len)
         tb = np.load(data_dir / "token_bytes.npy")

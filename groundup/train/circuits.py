@@ -1,0 +1,229 @@
+"""Induction heads written into a fresh model's weights before pretraining starts.
+
+    wire_induction_heads(model, seed) -> dict      after init_weights(), before the first step
+    Pins(model); pins.restore()                    keep the circuit through training (each step)
+
+Why: an agent copies all the time (a test id into a command, a path from grep's output into
+read_file, the buggy line into edit_file), and transformers copy with *induction heads*
+(Olsson et al., 2022). They form by themselves only after a long plateau -- longer than a
+2-core, 30-minute budget (docs/08-speedrun.md: every model of three cpu runs copied 0% of
+random tokens). So we do not wait for gradient descent to find them: we write the two-head
+circuit into the initial weights, and training starts from a model that already copies and
+then adapts it (and everything around it) to the data. Only weight *values* change: the
+result is a plain Llama checkpoint that transformers loads like any other.
+
+The circuit (the residual stream of width `dim` is split in three parts at init):
+
+    content  dims [0, dim-1-hd)        the token embedding lives here
+    previous dims [dim-1-hd, dim-1)    layer 0 writes the previous token's content here
+    constant dim  dim-1                every embedding holds the same value here
+
+1. Layer 0, head 0 -- the *previous-token head*. Its q and k read only the constant dim, so
+   they are the same vector at every position; RoPE then rotates them by the position. We
+   pre-rotate k by one step of each fast frequency, so q_m . k_n = sum_i w^2 cos((m-n-1) th_i):
+   largest exactly at n = m - 1. Its value takes (a 64-dim projection R of) the content, its
+   output writes it into the "previous" dims. After layer 0, position n knows token n-1.
+2. Layer 1, heads 0 and 1 -- the *induction heads*. The query reads the current token's
+   content (through R), the key reads the "previous" dims, both into the same channels, so
+   q_m . k_n is large where token n-1 equals token m: the place the current token occurred
+   before, one step on. The channels are RoPE's slow pairs only (their angle stays under
+   0.7 rad across the context, so the match barely depends on distance) -- hence
+   rope_theta = 500,000 for wired models (Llama 3's value): 12 of 32 pairs are slow enough
+   over 2,048 positions, against 4 with the classic 10,000. Their values read the content at
+   n (the token that followed last time) and write it back into the content dims, where the
+   tied output head turns it into that token's logit.
+
+Everything else keeps its random init, and trains as usual; the circuit's own entries are
+*pinned*: put back after every optimizer step, in pretraining and in fine-tuning alike
+(config.json records `"groundup": {"wired_induction": true}`). Without the pins, AdamW's
+updates -- the same size for every weight, useful or not -- buried the circuit in 40 steps
+(copy 81% -> 0%) and the loss was no better than a plain init's. Measured (depth 3, vocab 4096): the previous-token head
+puts 0.92 of its attention on m-1, the induction heads 0.86 on the right place, and the fresh
+model copies 85% of random tokens (copy_acc), against 0% for a plain init.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from groundup.errors import UserError
+from groundup.model.rope import inv_frequencies
+
+ROPE_THETA = 500_000.0       # wired models need many slow RoPE pairs (see above)
+_FAST_PAIRS = 8              # the previous-token head uses the 8 fastest pairs...
+_PREV_WEIGHT = 18.0          # ...each contributing w^2 = 324: a softmax margin of ~40 at n = m-1
+_MATCH_GAIN = 32.0           # scale of the induction heads' q and k (sharpness of the match)
+_SLOW_ANGLE = 0.7            # a pair is "slow" if it turns less than this over the context
+_MIN_SLOW_PAIRS = 8          # fewer channels match content too loosely (4 pairs: copies 45%)
+_RESERVED_SHARE = 0.5       # norm of what layer 0 writes in each reserved space, per embedding norm
+_COPY_SHARE = 2.0           # norm of what the induction heads copy, per embedding norm
+_CONST_SHARE = 0.2           # share of an embedding's energy in the constant dim
+
+
+def _orthonormal_rows(rows: int, cols: int, g: torch.Generator) -> torch.Tensor:
+    """(rows, cols) with orthonormal rows (rows <= cols): a random rotation, cut."""
+    q, _ = torch.linalg.qr(torch.randn(cols, cols, generator=g))
+    return q[:rows].contiguous()
+
+
+def check_wirable(cfg) -> None:
+    hd = cfg.head_dim
+    if cfg.n_layers < 2 or cfg.n_heads < 2 or cfg.n_kv_heads != cfg.n_heads or cfg.qk_norm:
+        raise UserError("wiring induction heads needs >= 2 layers and >= 2 heads per layer, no "
+                        f"grouped-query attention, no QK norm (got {cfg.n_layers} layers, "
+                        f"{cfg.n_heads} heads, {cfg.n_kv_heads} kv heads) -- use depth >= 2")
+    if cfg.dim - 1 - hd < hd // 2 or hd < 2 * _FAST_PAIRS:
+        raise UserError(f"wiring induction heads needs width >= 1.5 * head_dim + 1 (got {cfg.dim}, "
+                        f"head_dim {hd})")
+
+
+def _layout(cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """content, previous, current dims (index tensors) and the constant dim."""
+    D, S = cfg.dim, cfg.head_dim // 2
+    return (torch.arange(0, D - 1 - 2 * S), torch.arange(D - 1 - 2 * S, D - 1 - S),
+            torch.arange(D - 1 - S, D - 1), D - 1)
+
+
+def _position_head(W, start_q, start_k, hd, const, theta, x_const, offset: int) -> None:
+    """q and k rows of a head that attends to position m - offset, whatever the tokens: both read
+    only the constant dim; k is pre-rotated by `offset` steps of each fast frequency, so that
+    q_m . k_n = sum_i w^2 cos((m - n - offset) th_i), largest at n = m - offset."""
+    half = hd // 2
+    W[start_q:start_q + hd] = 0.0
+    W[start_k:start_k + hd] = 0.0
+    for i in range(_FAST_PAIRS):
+        th = float(theta[i]) * offset
+        W[start_q + i, const] = _PREV_WEIGHT / x_const                     # q pair i = (w, 0)
+        W[start_k + i, const] = _PREV_WEIGHT * math.cos(th) / x_const      # k pair i = R(th)(w, 0)
+        W[start_k + i + half, const] = _PREV_WEIGHT * math.sin(th) / x_const
+
+
+@torch.no_grad()
+def wire_induction_heads(model, seed: int = 0) -> dict:
+    """Write the position heads (layer 0) and two induction heads (layer 1) into `model`'s
+    freshly initialised weights. Returns a few numbers for the log."""
+    cfg = model.config
+    check_wirable(cfg)
+    D, hd, H = cfg.dim, cfg.head_dim, cfg.n_heads
+    half = hd // 2                                      # RoPE pair i is channels (i, i + half)
+    g = torch.Generator().manual_seed(seed)
+    content, prev, cur, const = _layout(cfg)
+    nC, S = len(content), len(prev)
+    theta = inv_frequencies(cfg)                        # (half,) angular frequency per pair
+
+    # --- embeddings: content as initialised, "previous" and "current" empty, the constant
+    E = model.embed_tokens.weight                       # (V, D)
+    E[:, int(prev[0]):const] = 0.0
+    set_constant(E, cfg)
+    x_const = math.sqrt(_CONST_SHARE * D)               # the constant dim after layer 0's RMSNorm
+    # What the heads write must be on the embeddings' scale, or it drowns the token's identity
+    # in the residual stream: each reserved space gets half an embedding's norm, the copy one.
+    e_norm = float(E[:, content].norm(dim=1).mean())
+    x_norm = math.sqrt((1 - _CONST_SHARE) * D)          # |content| after layer 0's RMSNorm
+    write = _RESERVED_SHARE * e_norm / (x_norm * math.sqrt(S / nC))
+
+    # --- layer 0: head 0 looks one back, head 1 at itself; both write (a projection R of) the
+    #     content they see into their own dims: "previous" and "current"
+    att = model.layers[0].self_attn
+    W, Wo = att.qkv_proj.weight, att.o_proj.weight      # rows: H*hd of q, H*hd of k, H*hd of v
+    R = _orthonormal_rows(S, nC, g)                     # (S, nC) content -> S channels
+    Wo[prev[0]:const] = 0.0                             # no other head writes the two spaces
+    for h, (offset, dims) in enumerate(((1, prev), (0, cur))):
+        _position_head(W, h * hd, H * hd + h * hd, hd, const, theta, x_const, offset)
+        v = 2 * H * hd + h * hd
+        W[v:v + hd] = 0.0
+        W[v:v + S, content] = R
+        Wo[:, h * hd:(h + 1) * hd] = 0.0
+        Wo[dims, h * hd:h * hd + S] = write * torch.eye(S)
+    model.layers[0].mlp.down_proj.weight[prev[0]:const] = 0.0
+
+    # --- layer 1, heads 0 and 1: match "current" against "previous", copy what followed
+    ctx = cfg.max_seq_len
+    slow = [i for i in range(half) if float(theta[i]) * ctx < _SLOW_ANGLE]
+    if len(slow) < _MIN_SLOW_PAIRS:
+        raise UserError(f"only {len(slow)} RoPE pairs turn slowly enough over {ctx} positions to "
+                        f"match content; wire with rope_theta={ROPE_THETA:.0f}")
+    ch = torch.tensor(slow + [i + half for i in slow])  # the slow channels, both halves of each pair
+    att = model.layers[1].self_attn
+    W, Wo = att.qkv_proj.weight, att.o_proj.weight
+    Rv = _orthonormal_rows(min(2 * hd, nC), nC, g)      # the two heads' values cover the content
+    x1 = math.sqrt(D / (1 + 2 * _RESERVED_SHARE ** 2))  # |content| after layer 1's RMSNorm
+    copy_out = _COPY_SHARE * e_norm / x1
+    for h in range(2):
+        q, k, v = h * hd, H * hd + h * hd, 2 * H * hd + h * hd
+        A = _orthonormal_rows(len(ch), S, g) if len(ch) <= S else _orthonormal_rows(S, len(ch), g).T
+        W[q:q + hd] = 0.0
+        W[k:k + hd] = 0.0
+        W[v:v + hd] = 0.0
+        W[q + ch[:, None], cur[None]] = _MATCH_GAIN * A              # this token...
+        W[k + ch[:, None], prev[None]] = _MATCH_GAIN * A             # ...against each one's previous
+        rv = Rv[h * hd:(h + 1) * hd]                                 # (<= hd, nC)
+        W[v:v + len(rv), content] = rv                               # what followed, read out
+        Wo[:, h * hd:(h + 1) * hd] = 0.0
+        Wo[content[:, None], torch.arange(h * hd, h * hd + len(rv))[None]] = copy_out * rv.T
+    cfg.extra["wired_induction"] = True
+    if model.lm_head.weight is not E:                   # untied: the head starts as a copy of the
+        model.lm_head.weight.copy_(E)                   # embeddings, so copied content reads out
+    return {"slow_pairs": len(slow)}
+
+
+@torch.no_grad()
+def set_constant(E: torch.Tensor, cfg) -> None:
+    """Each embedding's constant dim holds _CONST_SHARE of its energy: after RMSNorm it is then
+    exactly sqrt(_CONST_SHARE * D) for every token, however the content grows in training."""
+    content, _, _, const = _layout(cfg)
+    E[:, const] = math.sqrt(_CONST_SHARE / (1 - _CONST_SHARE)) * E[:, content].norm(dim=1)
+
+
+def wired_entries(model) -> dict[str, torch.Tensor]:
+    """{parameter name: bool mask} of every weight the circuit fixes, for a wired model. The
+    induction heads' values and outputs are not fixed: training decides what to copy, how much."""
+    cfg = model.config
+    hd, H = cfg.head_dim, cfg.n_heads
+    _, prev, _, const = _layout(cfg)
+    params = dict(model.named_parameters())            # a tied head appears once, as embed_tokens
+    masks = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in params.items()}
+    reserved = slice(int(prev[0]), const)               # "previous" and "current"
+    masks["embed_tokens.weight"][:, reserved] = True    # (the constant: set_constant)
+    masks["layers.0.input_layernorm.weight"][int(prev[0]):] = True
+    masks["layers.1.input_layernorm.weight"][reserved] = True
+    for h in (0, 1):
+        for block in range(3):                          # layer 0's q, k, v rows; layer 1's q, k
+            start = block * H * hd + h * hd
+            masks["layers.0.self_attn.qkv_proj.weight"][start:start + hd] = True
+            if block < 2:
+                masks["layers.1.self_attn.qkv_proj.weight"][start:start + hd] = True
+        masks["layers.0.self_attn.o_proj.weight"][:, h * hd:(h + 1) * hd] = True
+    masks["layers.0.self_attn.o_proj.weight"][reserved] = True     # nothing else writes the
+    masks["layers.0.mlp.down_proj.weight"][reserved] = True        # reserved dims in layer 0
+    return {name: m for name, m in masks.items() if m.any()}
+
+
+class Pins:
+    """Holds a wired model's circuit fixed: restore() puts the pinned entries back to the
+    values they had when Pins was made (call it after each optimizer step). A no-op for a
+    model that was not wired."""
+
+    def __init__(self, model) -> None:
+        self.pinned: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = []
+        self.embed = None
+        if not model.config.extra.get("wired_induction"):
+            return
+        self.embed, self.cfg = model.embed_tokens.weight, model.config
+        params = dict(model.named_parameters())
+        for name, mask in wired_entries(model).items():
+            p = params[name]
+            mask = mask.to(p.device)
+            self.pinned.append((p, mask, p.detach().clone()))
+
+    def __bool__(self) -> bool:
+        return bool(self.pinned)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for p, mask, ref in self.pinned:
+            torch.where(mask, ref, p, out=p)
+        if self.embed is not None:
+            set_constant(self.embed, self.cfg)

@@ -1,0 +1,75 @@
+"""Hand-written induction heads: the fresh model copies from its context, a plain one does not."""
+
+import math
+
+import pytest
+import torch
+
+from groundup.errors import UserError
+from groundup.model.config import ModelConfig
+from groundup.model.llama import Transformer
+from groundup.model.rope import apply_rope
+from groundup.train.circuits import ROPE_THETA, wire_induction_heads
+from groundup.train.probes import copy_accuracy
+
+
+def model(tied=True, depth=3, **kw):
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_depth(depth, 1056, max_seq_len=2048, tie_embeddings=tied,
+                                 rope_theta=ROPE_THETA, **kw)
+    m = Transformer(cfg)
+    m.init_weights()
+    return m
+
+
+def attention(m, idx, layer, head):
+    """(T, T) attention probabilities of one head, recomputed from the weights."""
+    cfg, T = m.config, idx.shape[1]
+    H, hd = cfg.n_heads, cfg.head_dim
+    cos, sin = m.rope(T, torch.float32, idx.device)
+    cos, sin = cos[:T], sin[:T]
+    x = m.embed_tokens(idx)
+    for blk in m.layers[:layer]:
+        x = blk(x, cos, sin)
+    qkv = blk_qkv = m.layers[layer].self_attn.qkv_proj(m.layers[layer].input_layernorm(x))
+    qkv = blk_qkv.view(1, T, 3 * H, hd).transpose(1, 2)
+    q = apply_rope(qkv[:, head:head + 1], cos, sin)
+    k = apply_rope(qkv[:, H + head:H + head + 1], cos, sin)
+    s = (q @ k.transpose(-1, -2))[0, 0] / math.sqrt(hd)
+    return s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+
+
+@torch.no_grad()
+def test_wired_heads_attend_where_the_circuit_says_and_the_model_copies():
+    plain = model()
+    assert copy_accuracy(plain, 1000) < 0.05
+    m = model()
+    wire_induction_heads(m, seed=0)
+    span = 40
+    x = torch.randint(0, 1000, (1, span))
+    idx = torch.cat([x, x], 1)
+    prev = attention(m, idx, 0, 0)
+    assert prev[torch.arange(1, 2 * span), torch.arange(0, 2 * span - 1)].mean() > 0.8
+    r = torch.arange(span, 2 * span)
+    for h in (0, 1):   # in the second copy, position m looks at the token after m's first occurrence
+        assert attention(m, idx, 1, h)[r, r - span + 1].mean() > 0.6
+    assert copy_accuracy(m, 1000) > 0.6
+
+
+@torch.no_grad()
+def test_untied_head_starts_as_the_embeddings_and_copies_too():
+    m = model(tied=False)
+    wire_induction_heads(m, seed=0)
+    assert torch.equal(m.lm_head.weight, m.embed_tokens.weight)
+    assert m.lm_head.weight is not m.embed_tokens.weight
+    assert copy_accuracy(m, 1000) > 0.6
+
+
+def test_models_without_room_for_the_circuit_are_refused():
+    with pytest.raises(UserError, match="depth >= 2"):
+        wire_induction_heads(model(depth=1))
+    with pytest.raises(UserError, match="rope_theta"):   # theta 10k: too few slow pairs
+        torch.manual_seed(0)
+        m = Transformer(ModelConfig.from_depth(3, 1056, max_seq_len=2048))
+        m.init_weights()
+        wire_induction_heads(m)
