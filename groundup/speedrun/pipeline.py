@@ -51,7 +51,7 @@ def corpus_files(preset: Preset) -> list[Path]:
 # ----------------------------------------------------------------------------- stages
 
 def stage_tokenizer(out: Path, p: Preset) -> dict[str, Any]:
-    from groundup.tokenizer import load_tokenizer, train_tokenizer
+    from groundup.tokenizer import GPT2_PATTERN, GPT4_PATTERN, load_tokenizer, train_tokenizer
     files = corpus_files(p)
     n_bytes = sum(f.stat().st_size for f in files)
     console.print(f"  training a {p.vocab_size}-token byte-level BPE on {len(files)} files "
@@ -59,7 +59,8 @@ def stage_tokenizer(out: Path, p: Preset) -> dict[str, Any]:
     t0 = time.monotonic()
     tmp = out / "tokenizer.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    train_tokenizer(files, vocab_size=p.vocab_size, progress=True).save(tmp)
+    pattern = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}[p.tokenizer_split]
+    train_tokenizer(files, vocab_size=p.vocab_size, pattern=pattern, progress=True).save(tmp)
     train_s = time.monotonic() - t0
     shutil.rmtree(out / "tokenizer", ignore_errors=True)
     os.replace(tmp, out / "tokenizer")
@@ -194,7 +195,8 @@ def stage_eval(out: Path, p: Preset) -> dict[str, Any]:
     console.print(f"  the trained model runs as the agent (local:{out / 'model'}) on "
                   f"{len(tasks)} held-out tasks, {p.max_agent_steps} steps at most each")
     summary = evaluate(f"local:{out / 'model'}", tasks, out / "eval", workers=p.eval_workers,
-                       max_steps=p.max_agent_steps, compact_prompt=True)
+                       max_steps=p.max_agent_steps, compact_prompt=True,
+                       model_options={"max_tokens": p.eval_turn_tokens})
     console.print(format_summary(summary))
     return summary
 

@@ -74,16 +74,22 @@ def check_wirable(cfg) -> None:
         raise UserError("wiring induction heads needs >= 2 layers and >= 2 heads per layer, no "
                         f"grouped-query attention, no QK norm (got {cfg.n_layers} layers, "
                         f"{cfg.n_heads} heads, {cfg.n_kv_heads} kv heads) -- use depth >= 2")
-    if cfg.dim - 1 - hd < hd // 2 or hd < 2 * _FAST_PAIRS:
-        raise UserError(f"wiring induction heads needs width >= 1.5 * head_dim + 1 (got {cfg.dim}, "
-                        f"head_dim {hd})")
+    if cfg.dim - 1 - len(_offsets(cfg)) * hd // 2 < hd // 2 or hd < 2 * _FAST_PAIRS:
+        raise UserError(f"wiring induction heads needs a wider model (got width {cfg.dim}, "
+                        f"head_dim {hd}, {cfg.n_heads} heads)")
 
 
-def _layout(cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """content, previous, current dims (index tensors) and the constant dim."""
-    D, S = cfg.dim, cfg.head_dim // 2
-    return (torch.arange(0, D - 1 - 2 * S), torch.arange(D - 1 - 2 * S, D - 1 - S),
-            torch.arange(D - 1 - S, D - 1), D - 1)
+def _offsets(cfg) -> tuple[int, ...]:
+    """What layer 0's position heads look at: one back, itself, and two back if there is a third
+    head (then layer 1's second induction head matches two tokens instead of one)."""
+    return (1, 0, 2) if cfg.n_heads >= 3 else (1, 0)
+
+
+def _layout(cfg) -> tuple[torch.Tensor, list[torch.Tensor], int]:
+    """content dims, one reserved space per position head (in _offsets order), the constant dim."""
+    D, S, k = cfg.dim, cfg.head_dim // 2, len(_offsets(cfg))
+    first = D - 1 - k * S
+    return torch.arange(0, first), [torch.arange(first + j * S, first + (j + 1) * S) for j in range(k)], D - 1
 
 
 def _position_head(W, start_q, start_k, hd, const, theta, x_const, offset: int) -> None:
@@ -109,37 +115,40 @@ def wire_induction_heads(model, seed: int = 0) -> dict:
     D, hd, H = cfg.dim, cfg.head_dim, cfg.n_heads
     half = hd // 2                                      # RoPE pair i is channels (i, i + half)
     g = torch.Generator().manual_seed(seed)
-    content, prev, cur, const = _layout(cfg)
+    content, spaces, const = _layout(cfg)
+    prev, cur = spaces[0], spaces[1]
+    first = int(prev[0])                                # reserved dims: [first, const)
     nC, S = len(content), len(prev)
     theta = inv_frequencies(cfg)                        # (half,) angular frequency per pair
 
-    # --- embeddings: content as initialised, "previous" and "current" empty, the constant
+    # --- embeddings: content as initialised, the reserved spaces empty, the constant
     E = model.embed_tokens.weight                       # (V, D)
-    E[:, int(prev[0]):const] = 0.0
+    E[:, first:const] = 0.0
     set_constant(E, cfg)
     x_const = math.sqrt(_CONST_SHARE * D)               # the constant dim after layer 0's RMSNorm
     # What the heads write must be on the embeddings' scale, or it drowns the token's identity
-    # in the residual stream: each reserved space gets half an embedding's norm, the copy one.
+    # in the residual stream: each reserved space gets half an embedding's norm, the copy two.
     e_norm = float(E[:, content].norm(dim=1).mean())
     x_norm = math.sqrt((1 - _CONST_SHARE) * D)          # |content| after layer 0's RMSNorm
     write = _RESERVED_SHARE * e_norm / (x_norm * math.sqrt(S / nC))
 
-    # --- layer 0: head 0 looks one back, head 1 at itself; both write (a projection R of) the
-    #     content they see into their own dims: "previous" and "current"
+    # --- layer 0: head 0 looks one back, head 1 at itself (head 2 two back); each writes (a
+    #     projection R of) the content it sees into its own space: "previous", "current" ...
     att = model.layers[0].self_attn
     W, Wo = att.qkv_proj.weight, att.o_proj.weight      # rows: H*hd of q, H*hd of k, H*hd of v
     R = _orthonormal_rows(S, nC, g)                     # (S, nC) content -> S channels
-    Wo[prev[0]:const] = 0.0                             # no other head writes the two spaces
-    for h, (offset, dims) in enumerate(((1, prev), (0, cur))):
+    Wo[first:const] = 0.0                               # no other head writes the spaces
+    for h, (offset, dims) in enumerate(zip(_offsets(cfg), spaces)):
         _position_head(W, h * hd, H * hd + h * hd, hd, const, theta, x_const, offset)
         v = 2 * H * hd + h * hd
         W[v:v + hd] = 0.0
         W[v:v + S, content] = R
         Wo[:, h * hd:(h + 1) * hd] = 0.0
         Wo[dims, h * hd:h * hd + S] = write * torch.eye(S)
-    model.layers[0].mlp.down_proj.weight[prev[0]:const] = 0.0
+    model.layers[0].mlp.down_proj.weight[first:const] = 0.0
 
-    # --- layer 1, heads 0 and 1: match "current" against "previous", copy what followed
+    # --- layer 1, heads 0 and 1: find where the current token (head 1 with 3+ heads: the last
+    #     two tokens) occurred before, copy what followed
     ctx = cfg.max_seq_len
     slow = [i for i in range(half) if float(theta[i]) * ctx < _SLOW_ANGLE]
     if len(slow) < _MIN_SLOW_PAIRS:
@@ -149,16 +158,21 @@ def wire_induction_heads(model, seed: int = 0) -> dict:
     att = model.layers[1].self_attn
     W, Wo = att.qkv_proj.weight, att.o_proj.weight
     Rv = _orthonormal_rows(min(2 * hd, nC), nC, g)      # the two heads' values cover the content
-    x1 = math.sqrt(D / (1 + 2 * _RESERVED_SHARE ** 2))  # |content| after layer 1's RMSNorm
+    x1 = math.sqrt(D / (1 + len(spaces) * _RESERVED_SHARE ** 2))  # |content| after layer 1's norm
     copy_out = _COPY_SHARE * e_norm / x1
+    # (query space, key space) pairs each head compares: token m against token n-1, and with a
+    # third position head also token m-1 against token n-2
+    matches = [[(cur, prev)], [(cur, prev), (prev, spaces[2])] if len(spaces) > 2 else [(cur, prev)]]
     for h in range(2):
         q, k, v = h * hd, H * hd + h * hd, 2 * H * hd + h * hd
-        A = _orthonormal_rows(len(ch), S, g) if len(ch) <= S else _orthonormal_rows(S, len(ch), g).T
         W[q:q + hd] = 0.0
         W[k:k + hd] = 0.0
         W[v:v + hd] = 0.0
-        W[q + ch[:, None], cur[None]] = _MATCH_GAIN * A              # this token...
-        W[k + ch[:, None], prev[None]] = _MATCH_GAIN * A             # ...against each one's previous
+        gain = _MATCH_GAIN / math.sqrt(len(matches[h]))  # a full match scores the same either way
+        for qdims, kdims in matches[h]:
+            A = _orthonormal_rows(len(ch), S, g) if len(ch) <= S else _orthonormal_rows(S, len(ch), g).T
+            W[q + ch[:, None], qdims[None]] = gain * A               # this token...
+            W[k + ch[:, None], kdims[None]] = gain * A               # ...against each one's previous
         rv = Rv[h * hd:(h + 1) * hd]                                 # (<= hd, nC)
         W[v:v + len(rv), content] = rv                               # what followed, read out
         Wo[:, h * hd:(h + 1) * hd] = 0.0
@@ -173,7 +187,7 @@ def wire_induction_heads(model, seed: int = 0) -> dict:
 def set_constant(E: torch.Tensor, cfg) -> None:
     """Each embedding's constant dim holds _CONST_SHARE of its energy: after RMSNorm it is then
     exactly sqrt(_CONST_SHARE * D) for every token, however the content grows in training."""
-    content, _, _, const = _layout(cfg)
+    content, _, const = _layout(cfg)
     E[:, const] = math.sqrt(_CONST_SHARE / (1 - _CONST_SHARE)) * E[:, content].norm(dim=1)
 
 
@@ -182,20 +196,22 @@ def wired_entries(model) -> dict[str, torch.Tensor]:
     induction heads' values and outputs are not fixed: training decides what to copy, how much."""
     cfg = model.config
     hd, H = cfg.head_dim, cfg.n_heads
-    _, prev, _, const = _layout(cfg)
+    _, spaces, const = _layout(cfg)
     params = dict(model.named_parameters())            # a tied head appears once, as embed_tokens
     masks = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in params.items()}
-    reserved = slice(int(prev[0]), const)               # "previous" and "current"
+    reserved = slice(int(spaces[0][0]), const)          # the position heads' spaces
     masks["embed_tokens.weight"][:, reserved] = True    # (the constant: set_constant)
-    masks["layers.0.input_layernorm.weight"][int(prev[0]):] = True
+    masks["layers.0.input_layernorm.weight"][reserved.start:] = True
     masks["layers.1.input_layernorm.weight"][reserved] = True
-    for h in (0, 1):
-        for block in range(3):                          # layer 0's q, k, v rows; layer 1's q, k
+    for h in range(len(spaces)):                        # layer 0's position heads: q, k, v, o
+        for block in range(3):
             start = block * H * hd + h * hd
             masks["layers.0.self_attn.qkv_proj.weight"][start:start + hd] = True
-            if block < 2:
-                masks["layers.1.self_attn.qkv_proj.weight"][start:start + hd] = True
         masks["layers.0.self_attn.o_proj.weight"][:, h * hd:(h + 1) * hd] = True
+    for h in (0, 1):                                    # layer 1's induction heads: q and k
+        for block in range(2):
+            start = block * H * hd + h * hd
+            masks["layers.1.self_attn.qkv_proj.weight"][start:start + hd] = True
     masks["layers.0.self_attn.o_proj.weight"][reserved] = True     # nothing else writes the
     masks["layers.0.mlp.down_proj.weight"][reserved] = True        # reserved dims in layer 0
     return {name: m for name, m in masks.items() if m.any()}

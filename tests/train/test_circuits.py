@@ -57,6 +57,23 @@ def test_wired_heads_attend_where_the_circuit_says_and_the_model_copies():
 
 
 @torch.no_grad()
+def test_with_three_heads_the_second_induction_head_matches_two_tokens():
+    m = model()                                      # depth 3: 3 heads, a position head 2 back
+    wire_induction_heads(m, seed=0)
+    torch.manual_seed(1)
+    filler = torch.randint(100, 1000, (3, 20))
+    a, c, x, b, d = 10, 11, 12, 13, 14               # "a x b" ... "c x d" ... "a x" -> b, not d
+    idx = torch.cat([filler[0], torch.tensor([a, x, b]), filler[1], torch.tensor([c, x, d]),
+                     filler[2], torch.tensor([a, x])])[None]
+    b_at = 20 + 2
+    d_at = 20 + 3 + 20 + 2
+    p = attention(m, idx, 1, 1)[-1]                  # the last position, "x" after "a"
+    assert p[b_at] > 0.8 and p[d_at] < 0.1
+    single = attention(m, idx, 1, 0)[-1]             # the one-token head: either place will do
+    assert single[b_at] + single[d_at] > 0.8
+
+
+@torch.no_grad()
 def test_untied_head_starts_as_the_embeddings_and_copies_too():
     m = model(tied=False)
     wire_induction_heads(m, seed=0)
