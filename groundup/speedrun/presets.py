@@ -21,12 +21,12 @@ class Preset:
     # tokenizer
     vocab_size: int = 4096
     corpus_files: int | None = None      # None: the whole embedded corpus; N: every k-th file
-    tokenizer_split: str = "gpt2"        # pre-tokenization: "gpt2" (a word takes at most a space
-                                         # before it) or "gpt4" (any one character). With gpt2 an
+    tokenizer_split: str = "gpt4"        # pre-tokenization: "gpt4" (a word takes any one character
+                                         # before it) or "gpt2" (at most a space): with gpt2 an
                                          # identifier is the same tokens after '(', '"', '_' or
-                                         # '/', so the model can copy it into a tool call; on
-                                         # this corpus it also compresses better (3.65 vs 3.46
-                                         # bytes/token at 4096)
+                                         # '/', and it compresses this corpus better (3.65 vs
+                                         # 3.46 bytes/token), but its finer splits of test ids
+                                         # and JSON fine-tuned worse (docs/08)
     # pretraining
     depth: int = 4
     tie_embeddings: bool = True          # one matrix in and out: depth 3 has 27% fewer parameters

@@ -166,6 +166,10 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
             L += [f"- copying from the context (a random sequence written twice, greedy accuracy on "
                   f"the second copy): **{100 * pt['copy_acc']:.0f}%** -- an agent copies test ids, "
                   f"paths and lines all the time; near 0% it cannot"]
+        if pt.get("wired_induction"):
+            L += ["- induction heads written into the initial weights and pinned through training "
+                  "(`groundup/train/circuits.py`; docs/04-training.md explains the circuit): the "
+                  "model can copy from step 0, and learns the language faster"]
         L += [""]
         if pt.get("sample"):
             L += ["A sample from the pretrained model:", "", "```python", str(pt["sample"]), "```", ""]

@@ -9,9 +9,9 @@ Design choices:
   generator recorded in task.json. A trajectory that does not end in a solved task (checked by
   running the tests) is a bug and is never written.
 - Short and regular, because the model that learns from them is tiny (a few million
-  parameters, 1-2k tokens of context): run the one failing test (`python -m unittest -q ID`),
-  find the function (read the module the test names, or grep for its def and read from that
-  line), edit one line copied from what was just read, run the test again, answer in one line.
+  parameters, 1-2k tokens of context): run the test suite (`python -m unittest -q`, the same
+  command every time: nothing to copy), find the function (read the module the test names, or grep for its def and read from that
+  line), edit one line copied from what was just read, run the tests again, answer in one line.
 - Varied where variety teaches something: search first (grep then a ranged read) or read first
   (the whole module named by the test's import); tier 2 follows the call from the wrapper into
   the helper's module.
@@ -75,8 +75,11 @@ class Recorder:
         self.messages.append({"role": "assistant", "content": text})
 
 
-def _test_command(ids: Iterable[str]) -> str:
-    return "python -m unittest -q " + " ".join(ids)
+# The whole suite, found by unittest's discovery: the same command for every task, so the
+# model never has to copy a test id (a long, repetitive string -- tests.test_medal.TestMedal.
+# test_plow_gaps -- that small models copy wrong: test_medal.test_medal...), and the final run
+# also shows that nothing else broke. Every failing test prints its traceback.
+TEST_COMMAND = "python -m unittest -q"
 
 
 def _block_length(lines: list[str], start: int) -> int:
@@ -159,7 +162,7 @@ def _locate(rec: Recorder, rng: random.Random, mode: str, path: str, unit: str,
     name, tid = _entry(rec, rec.task, path, unit)
     if mode == "read":
         module = _test_path(tid).split("/")[-1][len("test_"):]
-        rec.call(f"The test is for {module[:-3]}. Let me read {path}.", "read_file", path=path)
+        rec.call(f"The test is for {module[:-3]}. Let me read its module.", "read_file", path=path)
         return
     text = f"Let me find {name}."
     if mode == "guess":
@@ -231,14 +234,7 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
     """Record one oracle trajectory in the working copy `root`; returns the messages."""
     rec = Recorder(task, root, compact)
     golds = sorted(task.record["gold"], key=lambda g: (g["path"], g["line"]))
-    # one failing test per bug (two bugs: the first failing test of each), to keep it short
-    run_ids = [task.fail_to_pass[0]]
-    if len(golds) > 1:
-        for g in golds:
-            tid = _entry(rec, task, g["path"], g.get("unit", g["function"]))[1]
-            if tid not in run_ids:
-                run_ids.append(tid)
-    rec.call("Let me run the failing test.", "bash", command=_test_command(run_ids))
+    rec.call("Let me run the tests.", "bash", command=TEST_COMMAND)
     paths = PATHS.get(task.tier, PATHS[3])
     mode = rng.choices(list(paths), weights=list(paths.values()))[0]
     # the line each gold edit touches, in the file as it is now (edits shift later lines)
@@ -256,7 +252,7 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
             _locate(rec, rng, mode if gold is golds[0] else "search", gold["path"], unit,
                     bug_line(gold))
         _edit(rec, gold, rng)
-    result = rec.call("Let me run the test again.", "bash", command=_test_command(run_ids))
+    result = rec.call("Let me run the tests again.", "bash", command=TEST_COMMAND)
     assert "OK" in result.content, result.content
     fixed = ", ".join(sorted({g["path"] for g in golds}))
     what = "implemented the missing function" if golds[0]["kind"] == "implement" else \

@@ -35,7 +35,7 @@ The circuit (the residual stream of width `dim` is split in three parts at init)
 
 Everything else keeps its random init, and trains as usual; the circuit's own entries are
 *pinned*: put back after every optimizer step, in pretraining and in fine-tuning alike
-(config.json records `"groundup": {"wired_induction": true}`). Without the pins, AdamW's
+(config.json records `"groundup": {"wired_induction": {"match": 1}}`). Without the pins, AdamW's
 updates -- the same size for every weight, useful or not -- buried the circuit in 40 steps
 (copy 81% -> 0%) and the loss was no better than a plain init's. Measured (depth 3, vocab 4096): the previous-token head
 puts 0.92 of its attention on m-1, the induction heads 0.86 on the right place, and the fresh
@@ -68,21 +68,24 @@ def _orthonormal_rows(rows: int, cols: int, g: torch.Generator) -> torch.Tensor:
     return q[:rows].contiguous()
 
 
-def check_wirable(cfg) -> None:
+def check_wirable(cfg, match: int = 1) -> None:
     hd = cfg.head_dim
     if cfg.n_layers < 2 or cfg.n_heads < 2 or cfg.n_kv_heads != cfg.n_heads or cfg.qk_norm:
         raise UserError("wiring induction heads needs >= 2 layers and >= 2 heads per layer, no "
                         f"grouped-query attention, no QK norm (got {cfg.n_layers} layers, "
                         f"{cfg.n_heads} heads, {cfg.n_kv_heads} kv heads) -- use depth >= 2")
-    if cfg.dim - 1 - len(_offsets(cfg)) * hd // 2 < hd // 2 or hd < 2 * _FAST_PAIRS:
+    if match not in (1, 2) or (match == 2 and cfg.n_heads < 3):
+        raise UserError(f"induction heads match 1 or 2 tokens (2 needs >= 3 heads; got {match}, "
+                        f"{cfg.n_heads} heads)")
+    if cfg.dim - 1 - (match + 1) * hd // 2 < hd // 2 or hd < 2 * _FAST_PAIRS:
         raise UserError(f"wiring induction heads needs a wider model (got width {cfg.dim}, "
                         f"head_dim {hd}, {cfg.n_heads} heads)")
 
 
 def _offsets(cfg) -> tuple[int, ...]:
-    """What layer 0's position heads look at: one back, itself, and two back if there is a third
-    head (then layer 1's second induction head matches two tokens instead of one)."""
-    return (1, 0, 2) if cfg.n_heads >= 3 else (1, 0)
+    """What layer 0's position heads look at: one back, itself, and -- when the second induction
+    head matches two tokens -- two back."""
+    return (1, 0, 2) if cfg.extra["wired_induction"]["match"] == 2 else (1, 0)
 
 
 def _layout(cfg) -> tuple[torch.Tensor, list[torch.Tensor], int]:
@@ -107,11 +110,15 @@ def _position_head(W, start_q, start_k, hd, const, theta, x_const, offset: int) 
 
 
 @torch.no_grad()
-def wire_induction_heads(model, seed: int = 0) -> dict:
+def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     """Write the position heads (layer 0) and two induction heads (layer 1) into `model`'s
-    freshly initialised weights. Returns a few numbers for the log."""
+    freshly initialised weights. match=2: the second induction head looks for the last two
+    tokens, not one (a third position head, two back; measured at depth 3 on 2 CPU cores: the
+    extra reserved space cost more than the sharper match gave -- see docs/08). Returns a few
+    numbers for the log."""
     cfg = model.config
-    check_wirable(cfg)
+    check_wirable(cfg, match)
+    cfg.extra["wired_induction"] = {"match": match}     # config.json keeps it: Pins, the layout
     D, hd, H = cfg.dim, cfg.head_dim, cfg.n_heads
     half = hd // 2                                      # RoPE pair i is channels (i, i + half)
     g = torch.Generator().manual_seed(seed)
@@ -147,7 +154,7 @@ def wire_induction_heads(model, seed: int = 0) -> dict:
         Wo[dims, h * hd:h * hd + S] = write * torch.eye(S)
     model.layers[0].mlp.down_proj.weight[first:const] = 0.0
 
-    # --- layer 1, heads 0 and 1: find where the current token (head 1 with 3+ heads: the last
+    # --- layer 1, heads 0 and 1: find where the current token (head 1 with match=2: the last
     #     two tokens) occurred before, copy what followed
     ctx = cfg.max_seq_len
     slow = [i for i in range(half) if float(theta[i]) * ctx < _SLOW_ANGLE]
@@ -161,7 +168,7 @@ def wire_induction_heads(model, seed: int = 0) -> dict:
     x1 = math.sqrt(D / (1 + len(spaces) * _RESERVED_SHARE ** 2))  # |content| after layer 1's norm
     copy_out = _COPY_SHARE * e_norm / x1
     # (query space, key space) pairs each head compares: token m against token n-1, and with a
-    # third position head also token m-1 against token n-2
+    # third position head (match=2) also token m-1 against token n-2
     matches = [[(cur, prev)], [(cur, prev), (prev, spaces[2])] if len(spaces) > 2 else [(cur, prev)]]
     for h in range(2):
         q, k, v = h * hd, H * hd + h * hd, 2 * H * hd + h * hd
@@ -177,7 +184,6 @@ def wire_induction_heads(model, seed: int = 0) -> dict:
         W[v:v + len(rv), content] = rv                               # what followed, read out
         Wo[:, h * hd:(h + 1) * hd] = 0.0
         Wo[content[:, None], torch.arange(h * hd, h * hd + len(rv))[None]] = copy_out * rv.T
-    cfg.extra["wired_induction"] = True
     if model.lm_head.weight is not E:                   # untied: the head starts as a copy of the
         model.lm_head.weight.copy_(E)                   # embeddings, so copied content reads out
     return {"slow_pairs": len(slow)}

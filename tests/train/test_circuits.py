@@ -57,9 +57,9 @@ def test_wired_heads_attend_where_the_circuit_says_and_the_model_copies():
 
 
 @torch.no_grad()
-def test_with_three_heads_the_second_induction_head_matches_two_tokens():
+def test_matching_two_tokens_tells_apart_what_one_token_cannot():
     m = model()                                      # depth 3: 3 heads, a position head 2 back
-    wire_induction_heads(m, seed=0)
+    wire_induction_heads(m, seed=0, match=2)
     torch.manual_seed(1)
     filler = torch.randint(100, 1000, (3, 20))
     a, c, x, b, d = 10, 11, 12, 13, 14               # "a x b" ... "c x d" ... "a x" -> b, not d
@@ -85,6 +85,8 @@ def test_untied_head_starts_as_the_embeddings_and_copies_too():
 def test_models_without_room_for_the_circuit_are_refused():
     with pytest.raises(UserError, match="depth >= 2"):
         wire_induction_heads(model(depth=1))
+    with pytest.raises(UserError, match="needs >= 3 heads"):
+        wire_induction_heads(model(depth=2), match=2)
     with pytest.raises(UserError, match="rope_theta"):   # theta 10k: too few slow pairs
         torch.manual_seed(0)
         m = Transformer(ModelConfig.from_depth(3, 1056, max_seq_len=2048))
