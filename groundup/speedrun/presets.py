@@ -24,9 +24,9 @@ class Preset:
     tokenizer_split: str = "gpt4"        # pre-tokenization: "gpt4" (a word takes any one character
                                          # before it) or "gpt2" (at most a space): with gpt2 an
                                          # identifier is the same tokens after '(', '"', '_' or
-                                         # '/', and it compresses this corpus better (3.65 vs
-                                         # 3.46 bytes/token), but its finer splits of test ids
-                                         # and JSON fine-tuned worse (docs/08)
+                                         # '/' (same compression here: 3.48 vs 3.46 bytes per
+                                         # token), but its finer splits of test ids and JSON
+                                         # fine-tuned worse (docs/08)
     # pretraining
     depth: int = 4
     tie_embeddings: bool = True          # one matrix in and out: depth 3 has 27% fewer parameters
