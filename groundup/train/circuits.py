@@ -12,34 +12,35 @@ circuit into the initial weights, and training starts from a model that already 
 then adapts it (and everything around it) to the data. Only weight *values* change: the
 result is a plain Llama checkpoint that transformers loads like any other.
 
-The circuit (the residual stream of width `dim` is split in three parts at init):
+The circuit. At init the residual stream of width D is split: the token embedding keeps most
+dims ("content"); two spaces of head_dim/2 dims each, "previous" and "current", start empty; the
+last dim is a constant (every embedding holds ~20% of its energy there, kept so by Pins).
 
-    content  dims [0, dim-1-hd)        the token embedding lives here
-    previous dims [dim-1-hd, dim-1)    layer 0 writes the previous token's content here
-    constant dim  dim-1                every embedding holds the same value here
+1. Layer 0, heads 0 and 1 -- *position heads*. Their q and k read only the constant dim, so they
+   are the same vector at every position, and RoPE alone decides where they look: k is
+   pre-rotated by `o` steps of each fast frequency, so q_m . k_n = sum_i w^2 cos((m-n-o) th_i),
+   largest at n = m - o. Head 0 (o = 1) writes a projection R of the previous token's content
+   into "previous", head 1 (o = 0) the current token's into "current".
+2. Layer 1, heads 0 and 1 -- the *induction heads*. The query reads "current", the key
+   "previous", through the same map, so q_m . k_n is large where token n-1 is token m: the
+   place the current token occurred before, one step on. They compare on RoPE's slow pairs
+   only (turning < 0.7 rad across the context, so the match barely depends on distance) --
+   hence rope_theta = 500,000 for wired models (Llama 3's value): 12 of 32 pairs are slow
+   enough over 2,048 positions, against 4 with the classic 10,000. Their values read the
+   content at n (what followed last time) and write it back, where the tied output head turns
+   it into that token's logit. Optionally (match=2) head 1 compares the last two tokens.
 
-1. Layer 0, head 0 -- the *previous-token head*. Its q and k read only the constant dim, so
-   they are the same vector at every position; RoPE then rotates them by the position. We
-   pre-rotate k by one step of each fast frequency, so q_m . k_n = sum_i w^2 cos((m-n-1) th_i):
-   largest exactly at n = m - 1. Its value takes (a 64-dim projection R of) the content, its
-   output writes it into the "previous" dims. After layer 0, position n knows token n-1.
-2. Layer 1, heads 0 and 1 -- the *induction heads*. The query reads the current token's
-   content (through R), the key reads the "previous" dims, both into the same channels, so
-   q_m . k_n is large where token n-1 equals token m: the place the current token occurred
-   before, one step on. The channels are RoPE's slow pairs only (their angle stays under
-   0.7 rad across the context, so the match barely depends on distance) -- hence
-   rope_theta = 500,000 for wired models (Llama 3's value): 12 of 32 pairs are slow enough
-   over 2,048 positions, against 4 with the classic 10,000. Their values read the content at
-   n (the token that followed last time) and write it back into the content dims, where the
-   tied output head turns it into that token's logit.
+What the heads write is scaled to the embeddings' norm (written at the norm RMSNorm gives, it
+drowned every token's identity: the model copied and learned the language worse). The q/k rows,
+the position heads and the reserved dims are *pinned*: put back after every optimizer step, in
+pretraining and fine-tuning alike (config.json records `"groundup": {"wired_induction":
+{"match": 1}}`); without the pins AdamW, whose steps are the same size for every weight, buried
+the circuit within 40 steps. The induction heads' values and outputs, and everything else,
+train as usual.
 
-Everything else keeps its random init, and trains as usual; the circuit's own entries are
-*pinned*: put back after every optimizer step, in pretraining and in fine-tuning alike
-(config.json records `"groundup": {"wired_induction": {"match": 1}}`). Without the pins, AdamW's
-updates -- the same size for every weight, useful or not -- buried the circuit in 40 steps
-(copy 81% -> 0%) and the loss was no better than a plain init's. Measured (depth 3, vocab 4096): the previous-token head
-puts 0.92 of its attention on m-1, the induction heads 0.86 on the right place, and the fresh
-model copies 85% of random tokens (copy_acc), against 0% for a plain init.
+Measured at depth 3 (vocab 4096, docs/08): the fresh model copies 97% of random tokens against
+0% for a plain init; after 160 pretraining steps the validation loss is 0.2 bits/byte lower than
+a plain init's.
 """
 
 from __future__ import annotations
