@@ -118,7 +118,8 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
         tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction))
     return {**_run_stats(run), "params": _params(run), "depth": p.depth,
-            "wired_induction": p.wire_induction, "seq_len": p.pretrain_seq, "batch_size": p.pretrain_batch,
+            "wired_induction": p.wire_induction, "seq_len": p.pretrain_seq,
+            "batch_size": p.pretrain_batch,
             "wall_s_this_session": round(time.monotonic() - t0, 1)}
 
 

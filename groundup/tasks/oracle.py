@@ -10,8 +10,9 @@ Design choices:
   running the tests) is a bug and is never written.
 - Short and regular, because the model that learns from them is tiny (a few million
   parameters, 1-2k tokens of context): run the test suite (`python -m unittest -q`, the same
-  command every time: nothing to copy), find the function (read the module the test names, or grep for its def and read from that
-  line), edit one line copied from what was just read, run the tests again, answer in one line.
+  command every time: nothing to copy), find the function (read the module the test names,
+  or grep for its def and read from that line), edit one line copied from what was just
+  read, run the tests again, answer in one line.
 - Varied where variety teaches something: search first (grep then a ranged read) or read first
   (the whole module named by the test's import); tier 2 follows the call from the wrapper into
   the helper's module.

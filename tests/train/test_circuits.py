@@ -31,8 +31,8 @@ def attention(m, idx, layer, head):
     x = m.embed_tokens(idx)
     for blk in m.layers[:layer]:
         x = blk(x, cos, sin)
-    qkv = blk_qkv = m.layers[layer].self_attn.qkv_proj(m.layers[layer].input_layernorm(x))
-    qkv = blk_qkv.view(1, T, 3 * H, hd).transpose(1, 2)
+    blk = m.layers[layer]
+    qkv = blk.self_attn.qkv_proj(blk.input_layernorm(x)).view(1, T, 3 * H, hd).transpose(1, 2)
     q = apply_rope(qkv[:, head:head + 1], cos, sin)
     k = apply_rope(qkv[:, H + head:H + head + 1], cos, sin)
     s = (q @ k.transpose(-1, -2))[0, 0] / math.sqrt(hd)
