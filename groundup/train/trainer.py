@@ -537,7 +537,7 @@ def pretrain(cfg: TrainConfig) -> Path:
         model.init_weights()
         if cfg.wire_induction:
             wire_induction_heads(model, cfg.seed)
-            _say(d, cfg, f"wired a previous-token head and two induction heads into the initial weights "
+            _say(d, cfg, f"wired position heads and two induction heads into the initial weights "
                          f"(copies {copy_accuracy(model, tok.vocab_size - N_SPECIAL):.0%} of random tokens)")
         train_ds = open_dataset(data_dir, "train", cfg.seq_len)
         val_ds = open_dataset(data_dir, "val", cfg.seq_len)

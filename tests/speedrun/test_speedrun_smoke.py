@@ -64,7 +64,10 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     # the trained model is a model directory the agent can use
     assert (out / "model" / "config.json").exists() and (out / "model" / "tokenizer.json").exists()
-    assert json.loads((out / "model" / "config.json").read_text())["tie_word_embeddings"] is True
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["tie_word_embeddings"] is True
+    # the presets wire induction heads; fine-tuning kept the record (and with it the pins)
+    assert config["groundup"]["wired_induction"] == {"match": 1} and config["rope_theta"] == 500000
     assert summary["stages"]["pretrain"]["copy_acc"] >= 0 and "val_turn_acc" in summary["stages"]["sft"]
     results = [json.loads(l) for l in (out / "eval" / "results.jsonl").read_text().splitlines()]
     assert len(results) == sum(summary["heldout"][t]["total"] for t in summary["heldout"])

@@ -35,7 +35,11 @@ def test_trajectories_use_the_agents_prompt_tools_and_format(tmp_path):
         assert msgs[1]["role"] == "user" and "test" in msgs[1]["content"]
         assert msgs[-1]["role"] == "assistant" and "tool_calls" not in msgs[-1]
         calls = [c for m in msgs if m["role"] == "assistant" for c in m.get("tool_calls", [])]
-        assert calls[0]["name"] == "bash" and "unittest" in calls[0]["arguments"]["command"]
+        # the whole suite, first and last: one command, nothing copied from the task
+        bash = [c["arguments"]["command"] for c in calls if c["name"] == "bash"]
+        assert calls[0]["name"] == "bash" and bash[0] == bash[-1] == "python -m unittest -q"
+        task = json.loads((dirs[0].parent / row["task"] / "task.json").read_text())
+        assert msgs[1]["content"] == task["problem_statement"]
         assert any(c["name"] == "edit_file" for c in calls)
         # every call is answered, in order, by a tool message
         for i, m in enumerate(msgs):

@@ -92,3 +92,41 @@ def test_models_without_room_for_the_circuit_are_refused():
         m = Transformer(ModelConfig.from_depth(3, 1056, max_seq_len=2048))
         m.init_weights()
         wire_induction_heads(m)
+
+
+def test_pins_hold_the_circuit_through_training_and_survive_save_and_load(tmp_path):
+    from groundup.model.checkpoint import load_model, save_model
+    from groundup.train.circuits import Pins, wired_entries
+    from groundup.train.optim import make_optimizer
+
+    m = model(depth=2)
+    wire_induction_heads(m, seed=0)
+    before = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    pins, opt = Pins(m), make_optimizer(m, 1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.randint(0, 1000, (2, 64), generator=g)
+        torch.nn.functional.cross_entropy(m(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten()).backward()
+        opt.step()
+        pins.restore()
+        opt.zero_grad()
+    after = m.state_dict()
+    for name, mask in wired_entries(m).items():
+        assert torch.equal(after[name][mask], before[name][mask]), name     # pinned: untouched
+        if (~mask).any():                                                   # the rest trained
+            assert not torch.equal(after[name][~mask], before[name][~mask]), name
+    # the constant dim follows the trained embeddings: a fixed share of each one's energy
+    E, D = after["embed_tokens.weight"], m.config.dim
+    content = E[:, :D - 1 - m.config.head_dim]
+    assert torch.allclose(E[:, -1], 0.5 * content.norm(dim=1))
+    with torch.no_grad():   # and the heads still look where the circuit says
+        x = torch.randint(0, 1000, (1, 40), generator=g)
+        idx, r = torch.cat([x, x], 1), torch.arange(40, 80)
+        assert attention(m, idx, 0, 0)[torch.arange(1, 80), torch.arange(0, 79)].mean() > 0.8
+        assert attention(m, idx, 1, 0)[r, r - 39].mean() > 0.6
+    # fine-tuning loads the model from disk: the record comes along, and with it the pins
+    save_model(m, tmp_path)
+    loaded = load_model(tmp_path)
+    assert loaded.config.extra["wired_induction"] == {"match": 1} and Pins(loaded)
+    plain = model(depth=2)
+    assert not Pins(plain)
