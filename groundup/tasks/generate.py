@@ -29,7 +29,7 @@ from groundup.io import atomic_write_json, atomic_write_text
 from groundup.tasks import bugs
 from groundup.tasks.templates import (CLASSES, FUNCTIONS, WRAPPERS, Case, Unit, instantiate,
                                       wrap)
-from groundup.tasks.vocab import camel, nouns_for, plural
+from groundup.tasks.vocab import camel, nouns_for, plural, pseudo_word
 
 TIERS = (1, 2, 3)
 
@@ -117,18 +117,26 @@ def _evaluate(codes: list[str], cases: list[Case]) -> list[tuple[bool, Any]]:
     return out
 
 
+P_MADE_UP = 0.7     # share of a training repository's names that are made-up words (vocab.py)
+
+
 class _Names:
-    """Draws distinct nouns for one repository."""
+    """Draws distinct names for one repository: held-out nouns for the held-out split; for
+    training, made-up words (P_MADE_UP of them) and training nouns."""
 
     def __init__(self, split: str, rng: random.Random):
         self.pool = list(nouns_for(split))
         rng.shuffle(self.pool)
+        self.rng, self.made_up = rng, split == "train"
         self.used: set[str] = set()
 
     def take(self, n: int) -> list[str]:
         out = []
         while len(out) < n:
-            w = self.pool.pop()
+            if self.made_up and self.rng.random() < P_MADE_UP:
+                w = pseudo_word(self.rng)
+            else:
+                w = self.pool.pop()
             forms = {w, plural(w)}
             if forms & self.used:
                 continue

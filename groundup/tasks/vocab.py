@@ -10,6 +10,11 @@ Design choices:
   are shared by both splits, the way a programmer's vocabulary of verbs is.
 - Nouns that would shadow a builtin, a keyword or a standard-library module are filtered out:
   a package called `random` would make `import random` in the tests resolve to it.
+- Training repositories also use made-up words (`pseudo_word`: "brelo", "tamsik"), most of
+  their names in fact. With ~260 training nouns a model learns the nouns themselves: the 30M
+  model of a gpu speedrun wrote "The test is for window" about a held-out test of `medal`
+  (docs/08). An endless supply of names it cannot have seen leaves one way to get them right:
+  copy them from the context -- the skill every held-out task needs.
 """
 
 from __future__ import annotations
@@ -71,6 +76,23 @@ def is_heldout(word: str) -> bool:
 
 TRAIN_NOUNS: list[str] = [w for w in NOUNS if not is_heldout(w)]
 HELDOUT_NOUNS: list[str] = [w for w in NOUNS if is_heldout(w)]
+
+
+_ONSETS = ("b c d f g h j k l m n p r s t v w z bl br cl cr dr fl fr gl gr pl pr sk sl sn sp "
+           "st tr".split())
+_VOWELS = "a e i o u a e i o".split()
+_CODAS = ("", "", "", "n", "r", "l", "s", "t", "m", "k")
+_HELDOUT_FORMS = {f for w in HELDOUT_NOUNS for f in (w, plural(w))}   # never made up
+
+
+def pseudo_word(rng) -> str:
+    """A pronounceable made-up word of two or three syllables, usable as an identifier."""
+    while True:
+        syllables = 2 if rng.random() < 0.75 else 3
+        w = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                    for _ in range(syllables))
+        if 4 <= len(w) <= 9 and _usable(w) and not ({w, plural(w)} & _HELDOUT_FORMS):
+            return w
 
 
 def nouns_for(split: str) -> list[str]:
