@@ -20,6 +20,10 @@ Design choices:
   agent can compact and retry whatever the model.
 - Sampling options (temperature, top_p, top_k, seed) are constructor options; greedy by default
   so that runs are reproducible.
+- `batch=N` (N > 1) runs generation through a continuous-batching Scheduler (engine/scheduler.py)
+  with N slots: one LocalModel can then serve N conversations from N threads at once (agents
+  evaluated in parallel), one decode step for all of them, instead of N models each paying the
+  per-step cost alone. Each conversation gets the tokens it would have got alone.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class LocalModel:
     def __init__(self, path: str | Path, *, temperature: float = 0.0, top_p: float = 1.0,
                  top_k: int = 0, seed: int | None = None, max_tokens: int = 1024,
                  min_room: int = 128, dtype: str | None = None, device: str | None = None,
-                 **_ignored: Any):
+                 batch: int = 0, **_ignored: Any):
         from groundup.engine import load_engine     # torch is imported only for local models
 
         self.path = Path(path)
@@ -72,6 +76,19 @@ class LocalModel:
         self.sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
         self.max_tokens = max_tokens
         self.min_room = min_room       # tokens an answer must have room for, else "context overflow"
+        self.scheduler = None
+        if batch > 1:                  # shared by threads: one decode step serves every conversation
+            from groundup.engine.scheduler import Scheduler
+            self.scheduler = Scheduler(self.engine, max_batch=batch, max_len=self.engine.max_seq_len)
+
+    @property
+    def shareable(self) -> bool:
+        """Safe to use from several threads at once (it batches them)."""
+        return self.scheduler is not None
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.close()
 
     def prompt_ids(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[int]:
         """The conversation rendered in this model's chat format, as token ids."""
@@ -115,13 +132,18 @@ class LocalModel:
                                 stop_ids=self.stop_ids, **self.sampling)
         parser = self.parser(tools)
         n, finish, calls = 0, "stop", 0
-        for ev in self.engine.stream(ids, params):
-            n += 1
-            for out in self._feed(parser, ev.token_id, ev.text):
-                calls += isinstance(out, ToolCallEvent)
-                yield out
-            if ev.finish_reason:
-                finish = ev.finish_reason
+        handle = self.scheduler.submit(ids, params) if self.scheduler else None
+        try:
+            for ev in handle if handle else self.engine.stream(ids, params):
+                n += 1
+                for out in self._feed(parser, ev.token_id, ev.text):
+                    calls += isinstance(out, ToolCallEvent)
+                    yield out
+                if ev.finish_reason:
+                    finish = ev.finish_reason
+        finally:
+            if handle and not handle.done:      # the caller stopped reading: free the slot
+                handle.cancel()
         for out in parser.finish():
             calls += isinstance(out, ToolCallEvent)
             yield out

@@ -11,9 +11,11 @@ Design choices:
   already there: a killed evaluation resumes. Each transcript (the agent's message list) is
   written to `transcripts/<id>.jsonl`, one message per line, like a session file.
 - Workers are threads: the time goes to the model and to test subprocesses. A model *spec*
-  gives each running task a model of its own (at most `workers` are loaded, then reused); a
-  model *object* is shared by all workers, so pass one only when it is safe to share (or use
-  workers=1).
+  gives each running task a model of its own (at most `workers` are loaded, then reused) --
+  except a `local:` spec with workers > 1: one model with a continuous-batching engine of
+  `workers` slots serves them all (LocalModel(batch=...): one decode step for every running
+  agent). A model *object* is shared by all workers, so pass one only when it is safe to share
+  (or use workers=1).
 - `python` in the agent's shell is this interpreter (check.python_on_path), so the agent's
   test runs and the final check use the same Python.
 """
@@ -120,8 +122,17 @@ def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | 
     # a spec gives each worker its own model: a free list holds at most `workers` of them,
     # the first loaded here so a bad spec fails before any task starts
     free: queue.SimpleQueue = queue.SimpleQueue()
+    own = None                      # a model loaded here, closed at the end
     if isinstance(model, str):
-        free.put(load_model(model, **(model_options or {})))
+        options = dict(model_options or {})
+        if model.startswith("local:") and workers > 1:
+            options.setdefault("batch", workers)
+        own = load_model(model, **options)
+        if getattr(own, "shareable", False):
+            model = own             # one batched model, shared by every worker
+        else:
+            free.put(own)
+            model_options = options
 
     def borrow() -> Any:
         if not isinstance(model, str):
@@ -162,6 +173,8 @@ def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | 
                     pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
+        if own is not None and model is own:
+            own.close()
     try:
         (out_dir / "work").rmdir()   # the working copies are gone; drop their empty parent
     except OSError:

@@ -223,3 +223,36 @@ def test_our_format_end_to_end_token_aware(tmp_path):
     long = [{"role": "user", "content": "run ls " * 400}]
     with pytest.raises(ProviderError, match="context overflow"):
         list(m.stream(long, TOOLS))
+
+
+def test_batched_local_model_serves_threads_with_the_tokens_each_gets_alone(tmp_path):
+    """LocalModel(batch=N): several threads share one continuous-batching engine (as parallel
+    evaluation does); each conversation's answer is exactly the one it gets from an unbatched
+    model, and a stream the caller abandons frees its slot for the next one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from groundup.model import ModelConfig, Transformer, save_model
+    from groundup.tokenizer import train_tokenizer
+    from groundup.tokenizer.special import SPECIAL_TOKENS
+
+    tok = train_tokenizer(["def f(x): return x + 1\nrun the tests\n" * 30],
+                          vocab_size=256 + len(SPECIAL_TOKENS) + 30, progress=False)
+    torch.manual_seed(0)
+    save_model(Transformer(ModelConfig.from_depth(2, vocab_size=tok.vocab_size, max_seq_len=256)), tmp_path)
+    tok.save(tmp_path)
+    convs = [[{"role": "user", "content": "fix it " * k}] for k in range(1, 7)]
+    alone = load_model(f"local:{tmp_path}")
+    want = [collect(alone.stream(c, TOOLS, max_tokens=12 + 3 * i)) for i, c in enumerate(convs)]
+    batched = load_model(f"local:{tmp_path}", batch=3)
+    try:
+        assert batched.shareable and not alone.shareable
+        it = batched.stream(convs[0], TOOLS, max_tokens=50)
+        next(it)
+        it.close()                                   # abandoned after one event: slot freed
+        with ThreadPoolExecutor(6) as pool:          # 6 conversations, 3 slots
+            got = list(pool.map(lambda ic: collect(batched.stream(ic[1], TOOLS, max_tokens=12 + 3 * ic[0])),
+                                enumerate(convs)))
+    finally:
+        batched.close()
+    assert [(m, f.reason, f.usage) for m, f in got] == [(m, f.reason, f.usage) for m, f in want]
+    assert any(f.usage.completion_tokens > 1 for _, f in want)
