@@ -153,7 +153,9 @@ def stage_trajectories(out: Path, p: Preset) -> dict[str, Any]:
     bar = _Bar(len(dirs), "trajectories")
     # verify=False: the oracle's own last test run already shows the fix works, and the
     # generator validated every task; skipping the extra check saves a subprocess per task
-    n = record(dirs, tmp, seed=p.seed, workers=2, verify=False, progress=bar.update)
+    # threads: the time goes to the test subprocesses, so one per core (capped)
+    workers = max(2, min(8, os.cpu_count() or 2))
+    n = record(dirs, tmp, seed=p.seed, workers=workers, verify=False, progress=bar.update)
     bar.close()
     os.replace(tmp, dest)
     rows = list(read_jsonl(dest))
