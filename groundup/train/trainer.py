@@ -536,9 +536,10 @@ def pretrain(cfg: TrainConfig) -> Path:
         model = Transformer(mcfg)
         model.init_weights()
         if cfg.wire_induction:
-            wire_induction_heads(model, cfg.seed)
+            wired = wire_induction_heads(model, cfg.seed)
             _say(d, cfg, f"wired position heads and two induction heads into the initial weights "
-                         f"(copies {copy_accuracy(model, tok.vocab_size - N_SPECIAL):.0%} of random tokens)")
+                         f"(copies {copy_accuracy(model, tok.vocab_size - N_SPECIAL):.0%} of random tokens"
+                         f"{'; the other heads and MLPs of layers 0-1 start silent' if wired['silenced'] else ''})")
         train_ds = open_dataset(data_dir, "train", cfg.seq_len)
         val_ds = open_dataset(data_dir, "val", cfg.seq_len)
         tb = np.load(data_dir / "token_bytes.npy")

@@ -57,6 +57,25 @@ def test_wired_heads_attend_where_the_circuit_says_and_the_model_copies():
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("depth", [5, 8])
+def test_wider_deeper_models_copy_too(depth):
+    """Two heads copy 2 * head_dim of the content dims -- all of them at depth 3, 128 of 447 at
+    depth 8 -- and the copied logit is scaled for it; where random heads and MLPs of layers 0-1
+    would still drown the copy (depth 8: six of eight heads are noise), they start silent. At
+    depth 8 the fresh model once copied 0%."""
+    m = model(depth=depth)
+    info = wire_induction_heads(m, seed=0)
+    assert copy_accuracy(m, 1000) > 0.6
+    assert info["silenced"]                          # both widths need it
+    for i, layer in enumerate(m.layers):
+        free = layer.self_attn.o_proj.weight[:, (2 if i < 2 else 0) * m.config.head_dim:]
+        silent = free.abs().max() == 0 and layer.mlp.down_proj.weight.abs().max() == 0
+        assert silent == (info["silenced"] and i < 2)
+    shallow = model(depth=3)
+    assert not wire_induction_heads(shallow, seed=0)["silenced"]   # depth 3: noise kept
+
+
+@torch.no_grad()
 def test_matching_two_tokens_tells_apart_what_one_token_cannot():
     m = model()                                      # depth 3: 3 heads, a position head 2 back
     wire_induction_heads(m, seed=0, match=2)
