@@ -27,8 +27,10 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
     p = _speedrun(out)
     try:
         deadline = time.monotonic() + 600
-        # wait for the first pretraining checkpoint, then kill the whole run without warning
-        while not (ckpts.exists() and any(ckpts.glob("step_*.pt"))):
+        # wait for the first complete pretraining checkpoint (the .pt and then its .json
+        # sidecar: a .pt alone is an interrupted write, refused on resume), then kill the whole
+        # run without warning
+        while not (ckpts.exists() and any(c.with_suffix(".json").exists() for c in ckpts.glob("step_*.pt"))):
             assert p.poll() is None, p.stdout.read()
             assert time.monotonic() < deadline, "no pretraining checkpoint appeared"
             time.sleep(0.2)
