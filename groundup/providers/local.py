@@ -23,7 +23,10 @@ Design choices:
 - `batch=N` (N > 1) runs generation through a continuous-batching Scheduler (engine/scheduler.py)
   with N slots: one LocalModel can then serve N conversations from N threads at once (agents
   evaluated in parallel), one decode step for all of them, instead of N models each paying the
-  per-step cost alone. Each conversation gets the tokens it would have got alone.
+  per-step cost alone. Each conversation gets the tokens it would have got alone, up to float
+  rounding: a batched matrix product rounds differently, and greedy decoding can flip on a
+  near-tie (seen on 24 evaluation tasks: 2.50 steps on average against 2.42). On a GPU this is
+  the fast way to serve parallel agents; on 2 CPU cores a model per thread was faster.
 """
 
 from __future__ import annotations

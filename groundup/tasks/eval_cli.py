@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--out", metavar="DIR",
                    help="results directory (default runs/eval/<model>)")
     a.add_argument("--workers", type=int, default=1, help="tasks run in parallel (default 1)")
+    a.add_argument("--batch", type=int, default=0, metavar="N",
+                   help="local: models -- one model with a continuous-batching engine of N slots "
+                        "serves all workers (use N = --workers on a GPU; default: a model per worker)")
     a.add_argument("--max-steps", type=int, default=12, help="model turns per task (default 12)")
     a.add_argument("--max-seconds", type=float, help="wall-time limit per task")
     a.add_argument("--fresh", action="store_true",
@@ -70,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         tasks = load_tasks(args.tasks)
     options = {"base_url": args.base_url} if args.base_url else {}
+    if args.batch:
+        if not args.model.startswith("local:") or args.batch < 2:
+            raise UserError("--batch N needs a local: model and N >= 2")
+        options["batch"] = args.batch
     summary = evaluate(args.model, tasks, out, workers=args.workers, max_steps=args.max_steps,
                        compact_prompt=args.compact_prompt, max_seconds=args.max_seconds,
                        resume=not args.fresh, model_options=options)

@@ -155,3 +155,32 @@ def test_parallel_workers_each_get_a_model(tmp_path):
     # at most two models, each replaying its script once: one or two tasks saw the two-turn
     # script, the others an exhausted one (one empty turn). A model per task would give 2s.
     assert sorted(r["steps"] for r in rows) in ([1, 1, 1, 2], [1, 1, 2, 2])
+
+
+def test_a_batched_local_model_is_loaded_once_and_shared_by_the_workers(tmp_path):
+    """`--batch N`: one local model with a continuous-batching engine serves every worker (the
+    fast way on a GPU); its scheduler thread is stopped when the evaluation ends."""
+    import threading
+
+    import torch
+
+    from groundup.model import ModelConfig, Transformer, save_model
+    from groundup.tokenizer import train_tokenizer
+    from groundup.tokenizer.special import SPECIAL_TOKENS
+
+    tok = train_tokenizer(["def f(x): return x + 1\nrun the tests\n" * 30],
+                          vocab_size=256 + len(SPECIAL_TOKENS) + 30, progress=False)
+    torch.manual_seed(0)
+    model_dir = tmp_path / "model"
+    save_model(Transformer(ModelConfig.from_depth(2, vocab_size=tok.vocab_size, max_seq_len=1024)), model_dir)
+    tok.save(model_dir)
+    for s in range(3):
+        generate_task(s, 1, "heldout").write(tmp_path / "tasks")
+    summary = evaluate(f"local:{model_dir}", tmp_path / "tasks", tmp_path / "out", workers=3,
+                       max_steps=2, progress=False, model_options={"batch": 3, "max_tokens": 8})
+    assert summary["total"] == 3 and len(list(read_jsonl(tmp_path / "out" / "results.jsonl"))) == 3
+    assert not [t for t in threading.enumerate() if t.name == "groundup-scheduler"]
+    # the option is refused for models that cannot batch, before anything runs
+    assert main(["eval", "agent", "--model", "replay:x", "--batch", "3", "--tasks",
+                 str(tmp_path / "tasks"), "--out", str(tmp_path / "o2")]) == 2
+    assert not (tmp_path / "o2").exists()
