@@ -170,9 +170,7 @@ def stage_trajectories(out: Path, p: Preset) -> dict[str, Any]:
 
 def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
     from groundup.chat.format import render_conversation, render_prompt
-    from groundup.model import ModelConfig
     from groundup.tokenizer import load_tokenizer
-    from groundup.train.optim import default_lr
     from groundup.train.trainer import SFTConfig, sft
     tok = load_tokenizer(out / "base")
     rows = list(read_jsonl(out / "sft" / "trajectories.jsonl"))
@@ -181,10 +179,8 @@ def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
     console.print(f"  {len(examples)} conversations, median {lengths[len(lengths) // 2]} tokens, "
                   f"longest {lengths[-1]} (rows of {p.sft_seq})")
     sample = render_prompt(rows[0]["messages"][:2], rows[0]["tools"], tok)
-    dim = ModelConfig.from_json_file(out / "base" / "config.json").dim
     run = sft(SFTConfig(
-        lr=default_lr(dim) / 3 * p.sft_lr_scale,
-        init=str(out / "base"), out=str(out / "model"), steps=p.sft_steps,
+        init=str(out / "base"), out=str(out / "model"), steps=p.sft_steps, lr_scale=p.sft_lr_scale,
         batch_size=p.sft_batch, seq_len=p.sft_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
         sample_prompt_ids=sample[-p.sft_seq // 2:]), examples)

@@ -80,7 +80,7 @@ HELDOUT_NOUNS: list[str] = [w for w in NOUNS if is_heldout(w)]
 
 _ONSETS = ("b c d f g h j k l m n p r s t v w z bl br cl cr dr fl fr gl gr pl pr sk sl sn sp "
            "st tr".split())
-_VOWELS = "a e i o u a e i o".split()
+_VOWELS = "a e i o u a e i o".split()     # u half as often
 _CODAS = ("", "", "", "n", "r", "l", "s", "t", "m", "k")
 _HELDOUT_FORMS = {f for w in HELDOUT_NOUNS for f in (w, plural(w))}   # never made up
 

@@ -118,7 +118,8 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     freshly initialised weights. match=2: the second induction head looks for the last two
     tokens, not one (a third position head, two back; measured at depth 3 on 2 CPU cores: the
     extra reserved space cost more than the sharper match gave -- see docs/08). Returns a few
-    numbers for the log."""
+    numbers for the log: slow RoPE pairs used, whether layers 0-1 were silenced, and the share
+    of random tokens the wired model copies."""
     cfg = model.config
     check_wirable(cfg, match)
     cfg.extra["wired_induction"] = {"match": match}     # config.json keeps it: Pins, the layout
@@ -200,12 +201,14 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     #     them noise) it drowned the copy (20%). So where the copy does not come through, those
     #     parts start silent (zero, as nanochat's residual projections do) and learn from there.
     copied = copy_accuracy(model, cfg.vocab_size)
-    if copied < _MIN_COPY:
+    silenced = copied < _MIN_COPY
+    if silenced:
         for i, layer in enumerate(model.layers[:2]):
             first_free = len(spaces) if i == 0 else 2
             layer.self_attn.o_proj.weight[:, first_free * hd:] = 0.0
             layer.mlp.down_proj.weight.zero_()
-    return {"slow_pairs": len(slow), "silenced": copied < _MIN_COPY}
+        copied = copy_accuracy(model, cfg.vocab_size)
+    return {"slow_pairs": len(slow), "silenced": silenced, "copy_acc": copied}
 
 
 @torch.no_grad()

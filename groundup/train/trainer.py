@@ -108,7 +108,8 @@ class SFTConfig(LoopConfig):
     init: str = ""                  # model directory to start from (e.g. a pretraining run)
     data: str = ""                  # prepared SFT dir (prepare_sft_data) or JSONL of {"ids","mask"}
     val_fraction: float = 0.05
-    lr: float | None = None         # None: a third of the pretraining rate for this width
+    lr: float | None = None         # None: a third of the pretraining rate for this width...
+    lr_scale: float = 1.0           # ...times this (the cpu speedrun fine-tunes at 3: docs/08)
     weight_decay: float = 0.0
     min_lr_frac: float = 0.0
     sample_prompt_ids: list[int] | None = None   # e.g. a rendered chat prompt
@@ -538,7 +539,7 @@ def pretrain(cfg: TrainConfig) -> Path:
         if cfg.wire_induction:
             wired = wire_induction_heads(model, cfg.seed)
             _say(d, cfg, f"wired position heads and two induction heads into the initial weights "
-                         f"(copies {copy_accuracy(model, tok.vocab_size - N_SPECIAL):.0%} of random tokens"
+                         f"(copies {wired['copy_acc']:.0%} of random tokens"
                          f"{'; the other heads and MLPs of layers 0-1 start silent' if wired['silenced'] else ''})")
         train_ds = open_dataset(data_dir, "train", cfg.seq_len)
         val_ds = open_dataset(data_dir, "val", cfg.seq_len)
@@ -610,7 +611,7 @@ def sft(cfg: SFTConfig, examples: Iterable[tuple[Sequence[int], Sequence[int]]] 
         from groundup.tokenizer.special import EOT
         eot = tok.token_to_id(EOT) if hasattr(tok, "token_to_id") else None
         stops = tuple(i for i in (tok.eos_id, eot) if i is not None)
-        train_loop(cfg, d, model, train_ds, val_ds, tb, run, cfg.lr or default_lr(model.config.dim) / 3,
+        train_loop(cfg, d, model, train_ds, val_ds, tb, run, cfg.lr or default_lr(model.config.dim) / 3 * cfg.lr_scale,
                    cfg.sample_prompt_ids, lambda ids: tok.decode(ids[len(cfg.sample_prompt_ids or []):]),
                    stops)
         _finish(d, run, model, tok, cfg)

@@ -93,6 +93,27 @@ def test_heldout_identifiers_never_appear_in_training():
     assert not train & heldout, sorted(train & heldout)[:20]
 
 
+def test_training_tasks_are_named_mostly_with_made_up_words():
+    """Names a model cannot remember (vocab.pseudo_word): most training identifiers contain no
+    noun of the list, held-out ones always do; made-up words are deterministic, pronounceable,
+    and never a held-out noun or its plural."""
+    import random
+
+    from groundup.tasks.vocab import NOUNS, plural, pseudo_word
+
+    def nounless(ids):
+        return [i for i in ids if not any(n in i.lower() for n in NOUNS) and "_" not in i]
+    train = set().union(*(_identifiers(generate_task(s, 1, "train")) for s in range(10)))
+    heldout = set().union(*(_identifiers(generate_task(s, 1, "heldout")) for s in range(10)))
+    assert len(nounless(train)) > 20 and not nounless(heldout)
+    a, b = random.Random(3), random.Random(3)
+    words = [pseudo_word(a) for _ in range(2000)]
+    assert words == [pseudo_word(b) for _ in range(2000)] and len(set(words)) > 1500
+    forms = {f for w in HELDOUT_NOUNS for f in (w, plural(w))}
+    assert not set(words) & forms and all(w.isalpha() and w.islower() for w in words)
+    assert generate_task(5, 1, "train").files == generate_task(5, 1, "train").files
+
+
 def test_tiers_have_their_shape():
     for seed in range(15):
         t1 = generate_task(seed, 1, "train")

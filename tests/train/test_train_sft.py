@@ -157,3 +157,20 @@ def test_turn_hits_counts_runs_of_targets_reproduced_exactly():
     pred[1, 2] = 0                                       # a wrong prediction where nothing counts: no effect
     assert turn_hits(pred, y) == (4, 3)
     assert turn_hits(pred, torch.full_like(y, I)) == (0, 0)
+
+
+def test_lr_scale_multiplies_the_default_fine_tuning_rate(base_run, tok_dir, tmp_path):
+    """lr=None is a third of the pretraining rate for the width; lr_scale multiplies it (the cpu
+    speedrun fine-tunes at 3x)."""
+    out, _ = base_run
+    tok = load_tokenizer(out)
+    exs = [render_conversation(conversation(i % 4), TOOLS, tok) for i in range(8)]
+    lrs = {}
+    for scale in (1.0, 3.0):
+        cfg = SFTConfig(init=str(out), out=str(tmp_path / f"s{scale}"), seq_len=128, batch_size=4,
+                        steps=3, lr_scale=scale, eval_every=100, save_every=100, quiet=True,
+                        device="cpu")
+        recs = list(read_jsonl(sft(cfg, exs) / "metrics.jsonl"))
+        lrs[scale] = [r["lr"] for r in recs if "loss" in r]
+    assert len(lrs[1.0]) == 3 and max(lrs[1.0]) > 0
+    assert lrs[3.0] == pytest.approx([3 * x for x in lrs[1.0]])
