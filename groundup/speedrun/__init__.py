@@ -32,6 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-after", default=None,
                         choices=["tokenizer", "pretrain", "tasks", "trajectories", "sft", "eval"],
                         help="stop after this stage (rerun without it to continue)")
+    parser.add_argument("--only", default=None, metavar="STAGE[,STAGE...]", type=_stage_list,
+                        help="run only these stages, e.g. tokenizer,tasks,trajectories on a CPU "
+                             "machine, then the rest (rerun without --only) where the GPU is; a "
+                             "stage whose input stage has not run is refused")
+
+
+def _stage_list(text: str) -> list[str]:
+    from groundup.speedrun.pipeline import STAGES
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in STAGES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown stage {bad[0] if bad else text!r}: "
+                                         f"choose from {','.join(STAGES)}")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} exists and is not a directory")
     console.print(f"[bold]groundup speedrun[/bold] — preset {preset.name!r}, run directory {out}")
     t0 = time.monotonic()
-    results = run_pipeline(out, preset, stop_after=args.stop_after)
+    results = run_pipeline(out, preset, stop_after=args.stop_after, only=args.only)
     if args.stop_after and args.stop_after != "eval":
         console.print(f"stopped after {args.stop_after}; rerun without --stop-after to continue")
+        return 0
+    if "eval" not in results:
+        console.print(f"ran {','.join(args.only)} only; rerun without --only to continue")
         return 0
     summary = write_report(out, preset.name, results)
     console.print()

@@ -33,6 +33,9 @@ from groundup.speedrun.presets import Preset
 console = Console(stderr=True, highlight=False)
 
 STAGES = ["tokenizer", "pretrain", "tasks", "trajectories", "sft", "eval"]
+# what each stage reads, by the stage that wrote it (checked when only some stages are run)
+NEEDS = {"tokenizer": [], "pretrain": ["tokenizer"], "tasks": [], "trajectories": ["tasks"],
+         "sft": ["pretrain", "trajectories"], "eval": ["sft", "tasks"]}
 HELDOUT_SEED = 1_000_000      # held-out task seeds start here; training seeds start at 0
 
 
@@ -256,9 +259,19 @@ def check_out_dir(out: Path, preset: Preset) -> None:
         atomic_write_json(marker, preset.to_dict())
 
 
-def run_pipeline(out: Path, preset: Preset, stop_after: str | None = None) -> dict[str, dict]:
-    """Run (or resume) every stage; returns {stage: numbers}."""
+def run_pipeline(out: Path, preset: Preset, stop_after: str | None = None,
+                 only: list[str] | None = None) -> dict[str, dict]:
+    """Run (or resume) every stage -- or only the stages in `only` -- and return {stage: numbers}.
+
+    `only` lets the cheap stages run on one machine and the training on another: e.g. the
+    tokenizer, tasks and trajectories on a CPU box, then the rest where the GPU is."""
     check_out_dir(out, preset)
+    selected = set(only or STAGES)
+    for name in STAGES:
+        for need in NEEDS[name] if name in selected else []:
+            if need not in selected and not (out / "stages" / f"{need}.json").exists():
+                raise UserError(f"stage {name} needs the output of stage {need}, which has not run in "
+                                f"{out}: add it to --only, or run it first")
     results: dict[str, dict] = {}
     for i, name in enumerate(STAGES, 1):
         marker = out / "stages" / f"{name}.json"
@@ -266,6 +279,8 @@ def run_pipeline(out: Path, preset: Preset, stop_after: str | None = None) -> di
         if marker.exists():
             results[name] = json.loads(marker.read_text())
             console.print(f"{header} [dim](done earlier, {results[name].get('stage_s', 0):.0f} s; skipped)[/dim]")
+        elif name not in selected:
+            console.print(f"{header} [dim](not in --only; left for later)[/dim]")
         else:
             console.print(header)
             t0 = time.monotonic()

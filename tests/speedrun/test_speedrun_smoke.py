@@ -84,3 +84,26 @@ def test_speedrun_refuses_a_directory_of_another_preset(tmp_path):
                         "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert "another --out" in p.stderr and "Traceback" not in p.stderr
+
+
+def _only(out: Path, stages: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "groundup", "speedrun", "--preset", "smoke",
+                           "--out", str(out), "--only", stages], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_speedrun_only_runs_the_named_stages_and_refuses_missing_inputs(tmp_path):
+    out = tmp_path / "run"
+    p = _only(out, "tasks,trajectories")          # the CPU half of a CPU-then-GPU run
+    assert p.returncode == 0, p.stderr
+    assert sorted(f.stem for f in (out / "stages").glob("*.json")) == ["tasks", "trajectories"]
+    assert (out / "sft" / "trajectories.jsonl").stat().st_size > 0
+    assert "rerun without --only" in p.stderr
+    assert not (out / "tokenizer").exists() and not (out / "base").exists()
+
+    p = _only(out, "sft")                           # its base model was never trained
+    assert p.returncode == 2
+    assert "needs the output of stage pretrain" in p.stderr and "Traceback" not in p.stderr
+
+    p = _only(out, "tokenizer,bogus")
+    assert p.returncode == 2 and "unknown stage 'bogus'" in p.stderr
