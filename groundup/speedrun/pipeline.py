@@ -119,7 +119,7 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
         context_len=max(p.pretrain_seq, p.sft_seq),
         batch_size=p.pretrain_batch, seq_len=p.pretrain_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
-        tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction))
+        tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction, optimizer=p.optimizer))
     return {**_run_stats(run), "params": _params(run), "depth": p.depth,
             "wired_induction": p.wire_induction, "seq_len": p.pretrain_seq,
             "batch_size": p.pretrain_batch,
@@ -186,7 +186,7 @@ def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
         init=str(out / "base"), out=str(out / "model"), steps=p.sft_steps, lr_scale=p.sft_lr_scale,
         batch_size=p.sft_batch, seq_len=p.sft_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
-        sample_prompt_ids=sample[-p.sft_seq // 2:]), examples)
+        optimizer=p.optimizer, sample_prompt_ids=sample[-p.sft_seq // 2:]), examples)
     meta = json.loads((run / "data" / "meta.json").read_text())
     return {**_run_stats(run), "examples": len(examples),
             "median_tokens": lengths[len(lengths) // 2], "max_tokens": lengths[-1],

@@ -38,6 +38,9 @@ def _loop_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: derived from width)")
     p.add_argument("--warmup-steps", type=int, default=None, help="linear warmup steps (default 5%% of steps)")
     p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay on matrices")
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "muon"],
+                   help="adamw (default) or muon: orthogonalised momentum for the matrices inside "
+                        "the blocks, AdamW for embeddings and norms (train/muon.py)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm (default 1.0)")
     p.add_argument("--eval-every", type=int, default=100,
                    help="validation loss, bits/byte and a sample every N steps (default 100)")
@@ -100,6 +103,7 @@ def _common(args) -> dict:
               seq_len=args.seq_len, lr=args.lr, warmup_steps=args.warmup_steps, grad_clip=args.grad_clip,
               eval_every=args.eval_every, eval_tokens=args.eval_tokens, save_every=args.save_every,
               resume=args.resume, seed=args.seed, dtype=args.dtype, compile=args.compile,
+              optimizer=args.optimizer,
               device=args.device, quiet=args.quiet, val_fraction=args.val_fraction)
     if args.weight_decay is not None:
         kw["weight_decay"] = args.weight_decay

@@ -9,9 +9,10 @@ Design choices:
 - Derived defaults (the `depth` dial): the peak learning rate shrinks as the model widens,
   lr = 3e-3 * sqrt(256 / d_model), the usual ~1/sqrt(width) rule for Adam, anchored at a value
   that trains our small CPU models quickly without spikes.
-- No Muon: on the tiny CPU models here (depth <= 4, a few hundred steps) we judged it would
-  not repay its ~80 lines and the extra state in checkpoints; AdamW is the baseline every
-  reference (nanoGPT, HF Trainer) uses, which keeps the comparison in bench/train.py fair.
+- Muon (`kind="muon"`, train/muon.py) is the option for the matrices inside the blocks:
+  orthogonalised momentum at ~0.02, the embeddings and gains stay on AdamW. AdamW remains the
+  default and the baseline every reference (nanoGPT, HF Trainer) uses, which keeps the
+  comparison in bench/train.py fair.
 """
 
 from __future__ import annotations
@@ -25,14 +26,35 @@ def default_lr(d_model: int) -> float:
     return 3e-3 * math.sqrt(256 / d_model)
 
 
+MUON_LR = 0.02          # Muon's peak rate at the derived default (the references use 0.02-0.05)
+OPTIMIZERS = ("adamw", "muon")
+
+
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.1,
-                   betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.AdamW:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
+                   betas: tuple[float, float] = (0.9, 0.95), kind: str = "adamw") -> torch.optim.Optimizer:
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {kind!r} (choose from {', '.join(OPTIMIZERS)})")
+    decay, no_decay, matrices = [], [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if kind == "muon" and p.dim() == 2 and name.startswith("layers."):
+            matrices.append((name, p))
+        else:
             (decay if p.dim() >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    if kind == "muon":
+        from groundup.train.muon import Muon
+        cfg = model.config
+        ratio = MUON_LR / default_lr(cfg.dim)      # Muon's rate follows the schedule in proportion
+        blocks = {"qkv_proj": [cfg.n_heads * cfg.head_dim] + [cfg.n_kv_heads * cfg.head_dim] * 2,
+                  "gate_up_proj": [cfg.ffn_dim] * 2}
+        for name, p in matrices:                   # one group each: its own block split
+            splits = next((b for key, b in blocks.items() if f".{key}." in name), None)
+            groups.append({"params": [p], "weight_decay": weight_decay, "muon": True,
+                           "splits": splits, "lr_ratio": ratio})
+        return Muon([g for g in groups if g["params"]], lr=lr, betas=betas)
     # fused: one kernel for all parameters (CPU and CUDA in torch >= 2.4); foreach otherwise
     try:
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8, fused=True)
@@ -52,4 +74,4 @@ def lr_at(step: int, peak: float, total_steps: int, warmup_steps: int, min_lr_fr
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for g in optimizer.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_ratio", 1.0)

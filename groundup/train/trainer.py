@@ -73,6 +73,7 @@ class LoopConfig:
     warmup_steps: int | None = None # None: 5% of the steps (at most 100)
     min_lr_frac: float = 0.1
     weight_decay: float = 0.1
+    optimizer: str = "adamw"        # adamw | muon (train/muon.py: Muon for the block matrices)
     grad_clip: float = 1.0
     eval_every: int = 100           # validation loss + bits/byte + a sample (0: only at the end)
     eval_tokens: int = 32768        # validation tokens per evaluation
@@ -118,7 +119,10 @@ class SFTConfig(LoopConfig):
 # fields a resumed run must share with the run it continues
 COMPATIBLE = {"pretrain": ("depth", "vocab_size", "tokenizer", "data", "seq_len", "batch_size", "seed",
                            "val_fraction", "context_len", "tie_embeddings", "wire_induction"),
-              "sft": ("init", "data", "seq_len", "batch_size", "seed", "val_fraction")}
+              "sft": ("init", "data", "seq_len", "batch_size", "seed", "val_fraction", "optimizer")}
+COMPATIBLE["pretrain"] += ("optimizer",)
+# settings added after runs were already on disk: what such a run used
+_ADDED_DEFAULTS = {"optimizer": "adamw"}
 
 
 # ----------------------------------------------------------------------------- processes
@@ -188,8 +192,8 @@ def inspect_run_dir(run: Path, cfg: LoopConfig, kind: str) -> str:
         raise UserError(f"{run} already holds a training run -- pass --resume to continue it, "
                         "or choose a new --out (nothing was overwritten)")
     new = _config_dict(cfg)
-    diff = [f"{k}: {old['config'].get(k)!r} -> {new.get(k)!r}" for k in COMPATIBLE[kind]
-            if old["config"].get(k) != new.get(k)]
+    was = {k: old["config"].get(k, _ADDED_DEFAULTS.get(k)) for k in COMPATIBLE[kind]}
+    diff = [f"{k}: {was[k]!r} -> {new.get(k)!r}" for k in COMPATIBLE[kind] if was[k] != new.get(k)]
     if diff:
         raise UserError(f"cannot resume {run}: its configuration differs ({'; '.join(diff)}) -- "
                         "use the same settings or a new --out (nothing was overwritten)")
@@ -362,7 +366,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
     n_tokens = max(2, model.config.vocab_size - N_SPECIAL)   # ordinary ids, for the copy probe
 
     model.to(d.device)
-    opt = make_optimizer(model, peak_lr, cfg.weight_decay)
+    opt = make_optimizer(model, peak_lr, cfg.weight_decay, kind=cfg.optimizer)
     loader = Loader(train_ds, micro, accum, cfg.seed, d.rank, d.world)
     step, elapsed, tokens_seen = 0, 0.0, 0
     state = ckpt.load_latest(run / "checkpoints", map_location=d.device,

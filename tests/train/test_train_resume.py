@@ -27,16 +27,18 @@ def losses(run_dir):
     return {r["step"]: r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
 
 
-def test_resume_after_sigkill_is_exact(corpus_dir, tok_dir, tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_after_sigkill_is_exact(corpus_dir, tok_dir, tmp_path, optimizer):
     steps = 30
     ref = tmp_path / "ref"
-    subprocess.run(cli_args(corpus_dir, tok_dir, ref, steps, "--save-every", "1", "--quiet"),
+    opt = ("--optimizer", optimizer)
+    subprocess.run(cli_args(corpus_dir, tok_dir, ref, steps, "--save-every", "1", "--quiet", *opt),
                    env=ENV, check=True, timeout=300)
     expected = losses(ref)
     assert sorted(expected) == list(range(1, steps + 1))
 
     run = tmp_path / "killed"
-    p = subprocess.Popen(cli_args(corpus_dir, tok_dir, run, steps, "--save-every", "1", "--quiet"),
+    p = subprocess.Popen(cli_args(corpus_dir, tok_dir, run, steps, "--save-every", "1", "--quiet", *opt),
                          env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and p.poll() is None:
@@ -51,7 +53,7 @@ def test_resume_after_sigkill_is_exact(corpus_dir, tok_dir, tmp_path):
     killed_at = max(losses(run))
     assert killed_at < steps
 
-    r = subprocess.run(cli_args(corpus_dir, tok_dir, run, steps, "--save-every", "1", "--resume"),
+    r = subprocess.run(cli_args(corpus_dir, tok_dir, run, steps, "--save-every", "1", "--resume", *opt),
                        env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     resumed_from = int(r.stderr.split("from step ")[1].split()[0])

@@ -69,6 +69,8 @@ def test_incompatible_resume_and_foreign_directories_are_refused(base_run, tmp_p
     import dataclasses
     with pytest.raises(UserError, match="depth: 1 -> 2"):
         pretrain(dataclasses.replace(cfg, depth=2))
+    with pytest.raises(UserError, match="optimizer: 'adamw' -> 'muon'"):
+        pretrain(dataclasses.replace(cfg, optimizer="muon"))
     with pytest.raises(UserError, match="pass --resume"):
         pretrain(dataclasses.replace(cfg, resume=False))
     (tmp_path / "x").mkdir()
