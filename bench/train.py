@@ -5,9 +5,10 @@ loss (cross-entropy on float32 logits) and the same optimizer (groundup's fused 
 the same number of timed steps (forward + backward + clip + step) after warm-up steps, in
 alternating rounds so that a noisy neighbour on a shared machine hits both alike. Prints
 tokens/s of each and the ratio groundup / transformers, for float32 and bf16 autocast, and for
-groundup under torch.compile (--compile; compile time is excluded and reported apart).
+groundup under torch.compile (--compile; compile time is excluded and reported apart) and with
+the Muon optimizer (--muon: what its Newton-Schulz iterations add to a step).
 
-    python bench/train.py [--depth 4] [--batch 8] [--seq 256] [--vocab 4096] [--steps 6] [--compile]
+    python bench/train.py [--depth 4] [--batch 8] [--seq 256] [--vocab 4096] [--steps 6] [--compile] [--muon]
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def hf_model(cfg: ModelConfig):
     return LlamaForCausalLM(hc).train()
 
 
-def make_step(model, hf: bool, dtype: str):
-    opt = make_optimizer(model, 1e-3)
+def make_step(model, hf: bool, dtype: str, optimizer: str = "adamw"):
+    opt = make_optimizer(model, 1e-3, kind=optimizer)
     dev = next(model.parameters()).device.type
 
     def step(x, y):
@@ -70,6 +71,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--muon", action="store_true",
+                    help="also time groundup with --optimizer muon (the step's extra cost)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
     cfg = ModelConfig.from_depth(a.depth, a.vocab, max_seq_len=a.seq)
@@ -85,6 +88,11 @@ def main() -> None:
         ours.init_weights()
         theirs = hf_model(cfg).to(a.device)
         variants = {"groundup": make_step(ours, False, dtype), "transformers": make_step(theirs, True, dtype)}
+        if a.muon:
+            torch.manual_seed(0)
+            mu = Transformer(cfg).to(a.device)
+            mu.init_weights()
+            variants["groundup+muon"] = make_step(mu, False, dtype, "muon")
         if a.compile:
             torch.manual_seed(0)
             comp = Transformer(cfg).to(a.device)

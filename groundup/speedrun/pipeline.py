@@ -120,7 +120,7 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
         batch_size=p.pretrain_batch, seq_len=p.pretrain_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
         tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction, optimizer=p.optimizer))
-    return {**_run_stats(run), "params": _params(run), "depth": p.depth,
+    return {**_run_stats(run), "params": _params(run), "depth": p.depth, "optimizer": p.optimizer,
             "wired_induction": p.wire_induction, "seq_len": p.pretrain_seq,
             "batch_size": p.pretrain_batch,
             "wall_s_this_session": round(time.monotonic() - t0, 1)}

@@ -156,7 +156,8 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
               f"**{tk['bytes_per_token']} bytes per token**; trained in {tk['train_s']} s.", ""]
     L += ["## Pretraining", ""]
     if pt:
-        L += [f"- model: depth {pt.get('depth')}, **{pt.get('params', 0) / 1e6:.2f}M parameters**",
+        L += [f"- model: depth {pt.get('depth')}, **{pt.get('params', 0) / 1e6:.2f}M parameters**"
+              + (f", optimizer {pt['optimizer']}" if pt.get("optimizer") else ""),
               f"- {pt.get('steps')} steps x {pt.get('batch_size')} x {pt.get('seq_len')} tokens = "
               f"{pt.get('tokens') or 0:,} tokens in {pt.get('stage_s', 0):.0f} s "
               f"({pt.get('tokens_per_s', 0):,.0f} tokens/s)",
