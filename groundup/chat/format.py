@@ -6,7 +6,7 @@ A whole conversation, as the model sees it (special tokens in <|...|>, one per i
     <|tools|>read_file(path: string, offset?: integer) - Read a text file.
     run(command: string) - Run a shell command.<|end_of_turn|>
     <|user|>Fix the bug in a.py<|end_of_turn|>
-    <|assistant|>Let me look.<|tool_call|>read_file{"path":"a.py"}<|end_tool_call|><|end_of_turn|>
+    <|assistant|>Let me look.<|tool_call|>read_file{"path": "a.py"}<|end_tool_call|><|end_of_turn|>
     <|tool_result|>def f(): ...<|end_of_turn|>
     <|assistant|>...
 
@@ -17,10 +17,13 @@ Design choices:
   (every turn is HEADER content <|end_of_turn|>) and compact. A tool definition is one line:
   name, arguments with types (`?` marks an optional one), the first sentence of the
   description -- not the full JSON schema, which would eat the context.
-- A tool call is `<|tool_call|>NAME{compact JSON arguments}<|end_tool_call|>`: the name comes
-  first as a plain word (cheap to learn, and the parser knows which schema to check before the
-  arguments), the arguments are `json.dumps(..., separators=(",", ":"))`. Several calls may
-  follow each other in one assistant turn, after its text.
+- A tool call is `<|tool_call|>NAME{JSON arguments}<|end_tool_call|>`: the name comes first as
+  a plain word (cheap to learn, and the parser knows which schema to check before the
+  arguments), the arguments are `json.dumps(...)` with its default `": "` and `", "`. Not the
+  compact `":"`: with the space, a string argument starts after the token ` "`, the token before
+  a quoted name in prose ("the bug in "door/"") -- so a copy into an argument can start where
+  an induction head finds ` "` followed by the name (docs/08). Several calls may follow each
+  other in one assistant turn, after its text.
 - The assistant always closes its turn with <|end_of_turn|>, also after tool calls: one stop
   token for the engine. The tool results then come back as <|tool_result|> turns, in the order
   of the calls.
@@ -106,7 +109,7 @@ def render_call(call: dict[str, Any] | ToolCall) -> str:
     c = call.to_dict() if isinstance(call, ToolCall) else call
     if c.get("error") and c.get("raw") is not None:
         return c["raw"]          # a malformed call in the history is shown as it was emitted
-    args = json.dumps(c.get("arguments") or {}, separators=(",", ":"), ensure_ascii=False)
+    args = json.dumps(c.get("arguments") or {}, ensure_ascii=False)
     return f"{c['name']}{args}"
 
 

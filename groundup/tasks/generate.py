@@ -218,13 +218,14 @@ def _stub(unit: Unit) -> str:
 
 # every statement names the package: with the test module's name it gives the module's path
 # (tests.test_hinge -> door/hinge.py), so "read first" is a path a model can learn. It is
-# written as a path, ./door/, so that its name is the same tokens as in the path a tool call
-# needs ("door" after punctuation, not " door" after a space)
+# written in quotes, "door/", as tool calls write their string arguments ({"path": "door/...):
+# the same token, ` "`, then comes before the name in both, so an induction head that has
+# seen ` "` followed by `door` can start the copy there
 _STATEMENTS = [
-    "{tests} {fail}. Find the bug in ./{pkg}/ and fix it so that all the tests pass.",
-    "{tests} {fail}: the code in ./{pkg}/ does not do what its docstring says. Fix "
-    "the code, not the tests.",
-    "Please fix the bug in ./{pkg}/: {tests} {fail}.",
+    '{tests} {fail}. Find the bug in "{pkg}/" and fix it so that all the tests pass.',
+    '{tests} {fail}: the code in "{pkg}/" does not do what its docstring says. Fix '
+    'the code, not the tests.',
+    'Please fix the bug in "{pkg}/": {tests} {fail}.',
 ]
 
 

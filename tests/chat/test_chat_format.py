@@ -39,10 +39,10 @@ def test_render_layout_and_mask():
     assert text == ("<|begin_of_text|><|system|>S<|end_of_turn|>"
                     "<|tools|>read_file(path: string, offset?: integer) - Read a text file.<|end_of_turn|>"
                     "<|user|>U<|end_of_turn|>"
-                    '<|assistant|>A<|tool_call|>read_file{"path":"a.py"}<|end_tool_call|><|end_of_turn|>'
+                    '<|assistant|>A<|tool_call|>read_file{"path": "a.py"}<|end_tool_call|><|end_of_turn|>'
                     "<|tool_result|>R<|end_of_turn|><|assistant|>done<|end_of_turn|>")
     trained = "".join(t for t, _, m in render_segments(msgs, TOOLS[:1]) if m)
-    assert trained == ('A<|tool_call|>read_file{"path":"a.py"}<|end_tool_call|><|end_of_turn|>'
+    assert trained == ('A<|tool_call|>read_file{"path": "a.py"}<|end_tool_call|><|end_of_turn|>'
                        "done<|end_of_turn|>")
     assert render_text(msgs[:2], None, add_generation_prompt=True).endswith("<|end_of_turn|><|assistant|>")
 
@@ -182,4 +182,4 @@ def test_malformed_calls_in_history_are_shown_as_emitted_but_not_trained():
             {"role": "assistant", "content": "", "tool_calls": [good]}]
     assert '<|tool_call|>read_file{"pa<|end_tool_call|>' in render_text(msgs, None)
     trained = "".join(t for t, _, m in render_segments(msgs, None) if m)
-    assert trained == '<|end_of_turn|><|tool_call|>read_file{"path":"a"}<|end_tool_call|><|end_of_turn|>'
+    assert trained == '<|end_of_turn|><|tool_call|>read_file{"path": "a"}<|end_tool_call|><|end_of_turn|>'

@@ -43,8 +43,8 @@ def test_ids_decode_to_the_rendered_text_and_specials_are_single_ids(tok):
 def test_loss_mask_covers_exactly_what_the_assistant_produced(tok):
     ids, mask = render_conversation(CONV, TOOLS, tok)
     trained = tok.decode([i for i, m in zip(ids, mask) if m])
-    assert trained == ('Reading it.<|tool_call|>read_file{"path":"a.py"}<|end_tool_call|>'
-                       '<|tool_call|>run{"command":"pytest -q"}<|end_tool_call|><|end_of_turn|>'
+    assert trained == ('Reading it.<|tool_call|>read_file{"path": "a.py"}<|end_tool_call|>'
+                       '<|tool_call|>run{"command": "pytest -q"}<|end_tool_call|><|end_of_turn|>'
                        "Fixed.<|end_of_turn|>")
     header = tok.special_tokens["<|assistant|>"]
     assert all(m == 0 for i, m in zip(ids, mask) if i == header)

@@ -122,7 +122,7 @@ def test_tiers_have_their_shape():
         test_file = "tests/" + t1.fail_to_pass[0].split(".")[1] + ".py"
         assert t1.gold[0]["path"][:-3].replace("/", ".") in t1.files[test_file]
         # the statement names the package as a path: the same tokens as in read_file's path
-        assert f"./{t1.gold[0]['path'].split('/')[0]}/" in t1.problem_statement
+        assert f'"{t1.gold[0]["path"].split("/")[0]}/"' in t1.problem_statement
 
         t2 = generate_task(seed, 2, "train")
         buggy = t2.gold[0]["path"][:-3].replace("/", ".")
