@@ -197,11 +197,14 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
     if ev:
         L += [f"The trained model as the agent's model (`local:`), at most {ev.get('max_steps')} steps "
               f"per task, real files and real test runs; {ev.get('wall_s', 0):.0f} s.", "",
-              "| | solved | total | rate | avg steps |", "|---|---:|---:|---:|---:|"]
+              "How far the runs got before that: *read* counts runs in which a `read_file` returned "
+              "a file, *edited* runs in which an edit applied.", "",
+              "| | solved | total | rate | avg steps | read | edited |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
         rows = [("**all**", ev)] + list(ev.get("by_tier", {}).items()) + \
                [(f"kind: {k}", v) for k, v in ev.get("by_kind", {}).items()]
-        L += [f"| {n} | {s['solved']} | {s['total']} | {100 * s['rate']:.0f}% | {s['avg_steps']} |"
-              for n, s in rows]
+        L += [f"| {n} | {s['solved']} | {s['total']} | {100 * s['rate']:.0f}% | {s['avg_steps']} "
+              f"| {s.get('read_ok', '-')} | {s.get('edit_ok', '-')} |" for n, s in rows]
         L += [""]
         if "success" in plots:
             L += [f"![success by tier and kind]({plots['success']})", ""]

@@ -67,6 +67,11 @@ def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
     except Exception as e:  # a crash in one task must not end the evaluation; it is recorded
         row.update(steps=0, stop_reason="crash", tokens=0, answer=f"{type(e).__name__}: {e}")
     agent_s = time.monotonic() - start
+    # how far the run got, before any solve: did a read_file return code, did an edit apply
+    # (for a model still learning, these move long before `solved` does)
+    done = {m.get("name") for m in messages
+            if m.get("role") == "tool" and not str(m.get("content", "")).startswith("error")}
+    row.update(read_ok="read_file" in done, edit_ok=bool(done & {"edit_file", "write_file"}))
     result = check(task, work)
     row.update(solved=result.solved, time_s=round(agent_s, 3),
                fail_to_pass=result.fail_to_pass, pass_to_pass=result.pass_to_pass,
@@ -96,6 +101,8 @@ def _stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n = len(rows)
     solved = sum(1 for r in rows if r.get("solved"))
     return {"solved": solved, "total": n, "rate": round(solved / n, 4) if n else 0.0,
+            "read_ok": sum(1 for r in rows if r.get("read_ok")),
+            "edit_ok": sum(1 for r in rows if r.get("edit_ok")),
             "avg_steps": round(sum(r.get("steps", 0) for r in rows) / n, 2) if n else 0.0,
             "avg_tokens": round(sum(r.get("tokens", 0) for r in rows) / n, 1) if n else 0.0}
 
@@ -211,12 +218,13 @@ class _Progress:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The summary as a plain-text table (the CLI prints it; the report card can too)."""
-    lines = [f"{'':<22} {'solved':>8} {'total':>6} {'rate':>7} {'steps':>6}"]
+    """The summary as a plain-text table (the CLI prints it; the report card can too). `read`
+    and `edited`: runs in which a read_file returned a file, and an edit was applied."""
+    lines = [f"{'':<22} {'solved':>8} {'total':>6} {'rate':>7} {'steps':>6}   {'read':>5} {'edited':>6}"]
 
     def row(name: str, s: dict[str, Any]) -> None:
         lines.append(f"{name:<22} {s['solved']:>8} {s['total']:>6} {100 * s['rate']:>6.1f}% "
-                     f"{s['avg_steps']:>6.1f}")
+                     f"{s['avg_steps']:>6.1f}   {s.get('read_ok', 0):>5} {s.get('edit_ok', 0):>6}")
     row("all", summary)
     for k, s in summary["by_tier"].items():
         row(k, s)

@@ -109,12 +109,16 @@ def test_eval_end_to_end_one_solved_one_not(tmp_path):
     rows = {r["id"]: r for r in read_jsonl(out / "results.jsonl")}
     assert rows[a.id]["solved"] is True and rows[a.id]["steps"] == 4
     assert rows[b.id]["solved"] is False and rows[b.id]["steps"] == 2
+    # how far each run got: a read that returned the file, an edit that applied
+    assert (rows[a.id]["read_ok"], rows[a.id]["edit_ok"]) == (True, True)
+    assert (rows[b.id]["read_ok"], rows[b.id]["edit_ok"]) == (False, True)
     for r in rows.values():
         assert {"tier", "bug_kind", "tokens", "time_s", "transcript", "stop_reason"} <= set(r)
         transcript = [json.loads(x) for x in (out / r["transcript"]).read_text().splitlines()]
         assert transcript[0]["role"] == "system" and transcript[-1]["role"] == "assistant"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["solved"] == 1 and summary["total"] == 2
+    assert summary["read_ok"] == 1 and summary["edit_ok"] == 2
     assert summary["by_tier"]["tier1"] == {**summary["by_tier"]["tier1"], "solved": 1, "total": 1}
     assert summary["by_tier"]["tier2"]["solved"] == 0
     assert summary["by_kind"][a.bug_kind]["solved"] == 1
