@@ -16,6 +16,7 @@ from groundup.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from groundup.speedrun.pipeline import STAGES
     from groundup.speedrun.presets import PRESETS
     parser.description = (
         "The main job. Trains a byte-level BPE tokenizer and a small Llama-style model on the "
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default: runs/<preset>)")
     parser.add_argument("--stop-after", default=None,
-                        choices=["tokenizer", "pretrain", "tasks", "trajectories", "sft", "eval"],
+                        choices=STAGES,
                         help="stop after this stage (rerun without it to continue)")
     parser.add_argument("--only", default=None, metavar="STAGE[,STAGE...]", type=_stage_list,
                         help="run only these stages, e.g. tokenizer,tasks,trajectories on a CPU "

@@ -118,9 +118,8 @@ class SFTConfig(LoopConfig):
 
 # fields a resumed run must share with the run it continues
 COMPATIBLE = {"pretrain": ("depth", "vocab_size", "tokenizer", "data", "seq_len", "batch_size", "seed",
-                           "val_fraction", "context_len", "tie_embeddings", "wire_induction"),
+                           "val_fraction", "context_len", "tie_embeddings", "wire_induction", "optimizer"),
               "sft": ("init", "data", "seq_len", "batch_size", "seed", "val_fraction", "optimizer")}
-COMPATIBLE["pretrain"] += ("optimizer",)
 # settings added after runs were already on disk: what such a run used
 _ADDED_DEFAULTS = {"optimizer": "adamw"}
 
