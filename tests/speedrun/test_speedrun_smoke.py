@@ -62,6 +62,8 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
                     "## Fine-tuning on agent trajectories", "## Evaluation on held-out tasks",
                     "## A solved transcript", "## The code that did all this"):
         assert section in report
+    assert "| read | edited |" in report                       # how far the runs got
+    assert "optimizer muon" in report
     for png in ("pretrain_loss.png", "sft_loss.png", "success_by_kind.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     # the trained model is a model directory the agent can use
