@@ -13,6 +13,10 @@ Design choices:
   the first error and the final summary line are the two parts worth keeping.
 - stdin is /dev/null (a command that waits for input fails fast instead of hanging), and
   pagers are disabled (`git log` must not wait for `q`).
+- Paths inside the workspace are shown relative to it (`File "pkg/mod.py", line 3` in a
+  traceback, not `/tmp/groundup-x1y2/repo/pkg/mod.py`): the same spelling the model passes to
+  read_file and edit_file, so it can copy a path straight from the output; shorter; and the
+  same text whichever temporary directory a run happens to use.
 """
 
 from __future__ import annotations
@@ -82,6 +86,14 @@ def run_command(command: str, cwd: Path, timeout: float = 120.0,
         output = _read_clipped(out, limit)
     return ShellResult(output, None if timed_out else proc.returncode, timed_out,
                        time.monotonic() - start)
+
+
+def relative_paths(text: str, root: Path) -> str:
+    """`text` with every `<root>/` prefix removed (the root as given and as resolved)."""
+    for prefix in sorted({os.path.join(str(root), ""), os.path.join(str(Path(root).resolve()), "")},
+                         key=len, reverse=True):
+        text = text.replace(prefix, "")
+    return text
 
 
 def format_result(r: ShellResult, timeout: float) -> str:

@@ -86,7 +86,8 @@ SCHEMAS: list[dict[str, Any]] = [
                         ["path", "old_string", "new_string"])},
     {"name": "bash",
      "description": "Run a shell command in the workspace (e.g. tests, git). Output is "
-                    "stdout and stderr together, then the exit code.",
+                    "stdout and stderr together, then the exit code; paths inside the "
+                    "workspace are shown relative to it.",
      "parameters": _obj({"command": _S,
                          "timeout": {"type": "number",
                                      "description": "seconds before the command is killed "
@@ -358,6 +359,7 @@ class Toolbox:
             # a command may not outlast the run's wall-time limit
             timeout = max(1.0, min(timeout, self.deadline - time.monotonic()))
         r = shell.run_command(args["command"], self.root, timeout)
+        r.output = shell.relative_paths(r.output, self.root)
         return ToolResult(shell.format_result(r, timeout), is_error=r.timed_out)
 
     def _grep(self, args: dict[str, Any], path: Path) -> ToolResult:

@@ -12,7 +12,8 @@ Design choices:
   parameters, 1-2k tokens of context): run the test suite (`python -m unittest -q`, the same
   command every time: nothing to copy), find the function (read the module the test names,
   or grep for its def and read from that line), edit one line copied from what was just
-  read, run the tests again, answer in one line.
+  read (without its indentation when the rest is unique in the file), run the tests again,
+  answer in one line.
 - Varied where variety teaches something: search first (grep then a ranged read) or read first
   (the whole module named by the test's import); tier 2 follows the call from the wrapper into
   the helper's module.
@@ -190,11 +191,10 @@ def _describe(gold: dict[str, Any]) -> str:
     return f"This line disagrees with the docstring: `{old_last}` should be `{new_last}`."
 
 
-def _bad_old_string(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> str:
-    """A plausible wrong old_string: copied with read_file's line-number prefix, or retyped
-    with the spacing wrong."""
-    old = gold["old"]
-    first = old.splitlines()[0]
+def _bad_old_string(rec: Recorder, gold: dict[str, Any], old: str, rng: random.Random) -> str:
+    """A plausible wrong old_string: copied with read_file's line-number prefix, or `old`
+    retyped with the spacing wrong."""
+    first = gold["old"].splitlines()[0]
     squeezed = old.replace(", ", ",").replace(" + ", "+").replace(" - ", "-").replace(" * ", "*")
     if rng.random() < 0.5 or squeezed == old:
         return f"{_first_line(rec, gold):>6}\t{first}"
@@ -207,13 +207,29 @@ def _first_line(rec: Recorder, gold: dict[str, Any]) -> int:
     return text[: text.index(gold["old"])].count("\n") + 1
 
 
+def _edit_strings(rec: Recorder, gold: dict[str, Any]) -> tuple[str, str]:
+    """(old_string, new_string) for a gold edit. A one-line edit drops the line's indentation
+    when the rest of the line occurs only once in the file (edit_file needs a unique match, not
+    a whole line): the copy then starts at the code the prose just quoted, not at an indentation
+    token whose width the model would have to count."""
+    old, new = gold["old"], gold["new"]
+    if "\n" in old or "\n" in new:
+        return old, new
+    indent = old[: len(old) - len(old.lstrip())]
+    text = (rec.root / gold["path"]).read_text(encoding="utf-8")
+    if indent and new.startswith(indent) and text.count(old[len(indent):]) == 1:
+        return old[len(indent):], new[len(indent):]
+    return old, new
+
+
 def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
     path = gold["path"]
+    old, new = _edit_strings(rec, gold)
     if rng.random() < P_BAD_EDIT:
-        bad = _bad_old_string(rec, gold, rng)
+        bad = _bad_old_string(rec, gold, old, rng)
         if (rec.root / path).read_text(encoding="utf-8").count(bad) == 0:
             r = rec.call(_describe(gold), "edit_file", path=path, old_string=bad,
-                         new_string=gold["new"])
+                         new_string=new)
             assert r.is_error, "the deliberately wrong edit matched"
             # read just the line(s) again -- their number was in the output read before --
             # and copy the text after the tab
@@ -223,11 +239,10 @@ def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
                      if count == 1 else "The edit did not match. Let me read those lines again "
                      "and copy them exactly.", "read_file", path=path, offset=n, limit=count)
             r = rec.call("Now with the exact text.", "edit_file", path=path,
-                         old_string=gold["old"], new_string=gold["new"])
+                         old_string=old, new_string=new)
             assert not r.is_error, r.content
             return
-    r = rec.call(_describe(gold), "edit_file", path=path, old_string=gold["old"],
-                 new_string=gold["new"])
+    r = rec.call(_describe(gold), "edit_file", path=path, old_string=old, new_string=new)
     assert not r.is_error, r.content
 
 

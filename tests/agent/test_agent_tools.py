@@ -128,6 +128,21 @@ def test_bash_output_exit_code_and_truncation(tmp_path):
     assert ex(tb, "bash", command="echo hi", timeout=0).is_error
 
 
+def test_bash_shows_workspace_paths_relative_to_it(tmp_path):
+    # a real traceback: the frame inside the workspace reads as the path read_file takes
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("def f():\n    return 1 / 0\n")
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    tb = Toolbox(tmp_path)
+    r = ex(tb, "bash", command=f"{PY} -c 'import pkg.mod; pkg.mod.f()'")
+    assert 'File "pkg/mod.py", line 2, in f' in r.content
+    assert str(tmp_path) not in r.content and str(tmp_path.resolve()) not in r.content
+    assert ex(tb, "read_file", path="pkg/mod.py").content.endswith("return 1 / 0")
+    # the workspace itself (no trailing slash) and paths outside it are left alone
+    assert ex(tb, "bash", command="pwd; echo /etc/hosts").content.splitlines()[:2] == [
+        str(tmp_path.resolve()), "/etc/hosts"]
+
+
 def test_bash_timeout_kills_the_command_and_its_children(tmp_path):
     # the child writes its pid, then would write a file 3 s later if it survived
     child = (f"{PY} -c \"import os, time; open('child.pid', 'w').write(str(os.getpid())); "

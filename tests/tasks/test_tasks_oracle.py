@@ -25,6 +25,7 @@ def _record(tmp_path, n_per_tier: int, seed: int = 0):
 def test_trajectories_use_the_agents_prompt_tools_and_format(tmp_path):
     dirs, rows = _record(tmp_path, 3)
     assert len(rows) == 9
+    stripped_edits = []
     for row in rows:
         msgs = row["messages"]
         # the tools the agent offers a small model (compact mode), exactly
@@ -50,6 +51,15 @@ def test_trajectories_use_the_agents_prompt_tools_and_format(tmp_path):
         assert "OK" in last_bash["content"] and "[exit code 0]" in last_bash["content"]
         text = render_text(msgs, row["tools"])
         assert "<|tool_call|>edit_file{" in text
+        # a one-line edit whose code is unique drops the indentation: the old_string is then
+        # exactly what the turn's prose just quoted, so the model copies it from there
+        for m in msgs:
+            for c in m.get("tool_calls", []):
+                old = c["arguments"].get("old_string", "")
+                if c["name"] == "edit_file" and "\n" not in old and old == old.lstrip():
+                    stripped_edits.append(old)
+                    assert f"`{old}`" in m["content"] or m["content"] == "Now with the exact text."
+    assert stripped_edits
 
 
 def test_recoveries_are_recorded_and_react_to_tool_errors(tmp_path):
@@ -67,7 +77,8 @@ def test_recoveries_are_recorded_and_react_to_tool_errors(tmp_path):
                 reread = msgs[i + 2]["content"]
                 copied = "\n".join(line.split("\t", 1)[1] for line in reread.splitlines()
                                    if "\t" in line)   # not the "[showing lines ...]" note
-                assert later[1]["arguments"]["old_string"] == copied
+                # copied exactly, or without the indentation when the rest is unique
+                assert later[1]["arguments"]["old_string"] in (copied, copied.lstrip())
                 assert later[1]["arguments"]["old_string"] != failed["old_string"]
     assert recoveries >= 1
     searched = sum(any(c["name"] == "grep" for m in r["messages"] for c in m.get("tool_calls", []))
