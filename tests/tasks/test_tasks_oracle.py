@@ -25,7 +25,7 @@ def _record(tmp_path, n_per_tier: int, seed: int = 0):
 def test_trajectories_use_the_agents_prompt_tools_and_format(tmp_path):
     dirs, rows = _record(tmp_path, 3)
     assert len(rows) == 9
-    stripped_edits = []
+    short_edits = []
     for row in rows:
         msgs = row["messages"]
         # the tools the agent offers a small model (compact mode), exactly
@@ -51,15 +51,18 @@ def test_trajectories_use_the_agents_prompt_tools_and_format(tmp_path):
         assert "OK" in last_bash["content"] and "[exit code 0]" in last_bash["content"]
         text = render_text(msgs, row["tools"])
         assert "<|tool_call|>edit_file{" in text
-        # a one-line edit whose code is unique drops the indentation: the old_string is then
-        # exactly what the turn's prose just quoted, so the model copies it from there
+        # a one-line edit whose code is unique starts at the indentation's last space: the
+        # same BPE tokens as the line in read_file's output, nothing to count
         for m in msgs:
             for c in m.get("tool_calls", []):
-                old = c["arguments"].get("old_string", "")
-                if c["name"] == "edit_file" and "\n" not in old and old == old.lstrip():
-                    stripped_edits.append(old)
-                    assert f"`{old}`" in m["content"] or m["content"] == "Now with the exact text."
-    assert stripped_edits
+                args = c["arguments"]
+                old = args.get("old_string", "")
+                if c["name"] == "edit_file" and "\n" not in old and old != old.lstrip():
+                    if old[1] != " " and args["new_string"][:2] != "  ":
+                        short_edits.append(old)
+                        text = (dirs[0].parent / row["task"] / "repo" / args["path"]).read_text()
+                        assert text.count(old.lstrip()) == 1 and f"\n{old}" not in text
+    assert short_edits
 
 
 def test_recoveries_are_recorded_and_react_to_tool_errors(tmp_path):
@@ -77,8 +80,10 @@ def test_recoveries_are_recorded_and_react_to_tool_errors(tmp_path):
                 reread = msgs[i + 2]["content"]
                 copied = "\n".join(line.split("\t", 1)[1] for line in reread.splitlines()
                                    if "\t" in line)   # not the "[showing lines ...]" note
-                # copied exactly, or without the indentation when the rest is unique
-                assert later[1]["arguments"]["old_string"] in (copied, copied.lstrip())
+                # copied exactly, or from the indentation's last space when the rest is unique
+                fixed = later[1]["arguments"]["old_string"]
+                assert fixed == copied or (copied.endswith(fixed) and fixed.lstrip() == copied.lstrip()
+                                           and fixed[0] == " " and fixed[1] != " ")
                 assert later[1]["arguments"]["old_string"] != failed["old_string"]
     assert recoveries >= 1
     searched = sum(any(c["name"] == "grep" for m in r["messages"] for c in m.get("tool_calls", []))
