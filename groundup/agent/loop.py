@@ -17,6 +17,10 @@ Design choices (after mini-swe-agent):
 - A malformed tool call (`ToolCall.error`, set by the chat-format parser) is answered with a
   tool error, like any failed call: the model sees what was wrong and can retry. Only a run of
   `max_format_errors` of them in a row stops the agent, since by then it is stuck.
+- Optionally (`max_repeats`, off by default; evaluation of small models turns it on) a run
+  stops when the model has made the same call and got the same result that many times: it is
+  going in circles, and every further step costs time and tokens for nothing (OpenHands'
+  stuck detection is the same idea).
 - Read-only calls in one turn (read_file, grep, glob, list_dir) run in parallel threads; any
   turn with a write or a command runs in order, so effects happen as the model wrote them.
 - Ctrl-C (KeyboardInterrupt) cancels the turn: the running command's process group is
@@ -30,7 +34,9 @@ Design choices (after mini-swe-agent):
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +68,7 @@ class AgentResult:
     usage: Usage
     is_error: bool
     stop_reason: str     # "end_turn" | "max_steps" | "max_seconds" | "max_tokens" |
-                         # "format_errors" | "interrupted" | "error"
+                         # "format_errors" | "repeats" | "interrupted" | "error"
     session_id: str | None = None
     session_path: Path | None = None
     seconds: float = 0.0
@@ -90,6 +96,7 @@ class Agent:
     messages: list[dict[str, Any]] = field(default_factory=list)
     session: Session | None = None          # resume into this session file
     max_format_errors: int = 3
+    max_repeats: int | None = None          # the same call with the same result this often stops the run
     max_output_tokens: int | None = None    # per model turn
 
     def __post_init__(self) -> None:
@@ -116,6 +123,7 @@ class Agent:
                       "content": system_prompt(self.root, self.toolbox, self.compact_prompt)})
         self.add({"role": "user", "content": task})
         self.steps, self.format_errors, self.usage = 0, 0, Usage()
+        self.repeats: Counter[tuple[str, str, str]] = Counter()
         self.started = time.monotonic()
         self.toolbox.deadline = None if self.max_seconds is None else self.started + self.max_seconds
         try:
@@ -206,6 +214,7 @@ class Agent:
         else:
             for call in calls:
                 self.add_result(call, self.toolbox.execute(call))
+        self.check_repeats(calls)
         if all(c.error or c.name not in self.toolbox_names() for c in calls):
             self.format_errors += 1
             if self.format_errors >= self.max_format_errors:
@@ -213,6 +222,18 @@ class Agent:
                                                       "tool calls in a row")
         else:
             self.format_errors = 0
+
+    def check_repeats(self, calls: list[ToolCall]) -> None:
+        if not self.max_repeats:
+            return
+        results = {m.get("tool_call_id"): m["content"] for m in self.messages[-len(calls):]}
+        for call in calls:
+            key = (call.name, call.error or json.dumps(call.arguments, sort_keys=True),
+                   results.get(call.id, ""))
+            self.repeats[key] += 1
+            if self.repeats[key] >= self.max_repeats:
+                raise LimitsExceeded("repeats", f"stopped: the same {call.name} call returned the "
+                                                f"same result {self.repeats[key]} times")
 
     # ------------------------------------------------------------ plumbing
 

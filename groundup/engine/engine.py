@@ -12,6 +12,11 @@ Design choices:
   single, batched and continuous generation share one code path and give the same tokens.
 - Rows finish independently: a finished sequence leaves the batch at once (its slot is
   compacted away), so the batch never carries dead rows through later steps.
+- Prefix cache (`Engine(prefix_cache=True)`, what the agent's local models use): a chat or
+  agent sends the whole conversation every turn, and each turn's prompt starts with the
+  previous turn's prompt and answer. The engine keeps the last sequence's cache row and the
+  ids it holds; a new prompt that starts with them prefills only what is new (vLLM's
+  automatic prefix caching and llama.cpp's prompt cache, for one conversation at a time).
 - Stopping: an EOS id (from the model's config / generation_config, plus per-request stop ids;
   the id is kept in `token_ids` but not in `text`, as transformers does), a stop string (the
   text is cut before it), `max_new_tokens`, or the end of the context ("length").
@@ -140,16 +145,17 @@ class Batch:
     def full(self) -> bool:
         return len(self.seqs) >= self.cache.max_batch
 
-    def add(self, seq: Sequence) -> TokenEvent:
-        """Prefill `seq` into the next free slot; returns its first token's event."""
+    def add(self, seq: Sequence, start: int = 0) -> TokenEvent:
+        """Prefill `seq` into the next free slot; returns its first token's event. start > 0:
+        the slot already holds the k/v of seq.prompt[:start] (the prefix cache)."""
         if self.full:
             raise RuntimeError("batch is full")
         if len(seq.prompt) + seq.limit - 1 > self.cache.max_len:
             seq.limit = self.cache.max_len - len(seq.prompt) + 1
         row = len(self.seqs)
         seq.t_start = time.perf_counter()        # prefill_s measures prefill, not time spent queued
-        idx = torch.tensor([seq.prompt], device=self.engine.device)                  # (1, T)
-        logits = self.engine.forward(idx, self.cache.views(row, row + 1), 0, last_only=True)  # (1, 1, V)
+        idx = torch.tensor([seq.prompt[start:]], device=self.engine.device)          # (1, T - start)
+        logits = self.engine.forward(idx, self.cache.views(row, row + 1), start, last_only=True)  # (1, 1, V)
         ev = seq.accept(sample_rows(logits[:, -1], [seq.sampler])[0])
         if seq.finish_reason is None:
             self.seqs.append(seq)
@@ -204,9 +210,10 @@ def cpu_decode_layout(model: torch.nn.Module) -> None:
 
 class Engine:
     def __init__(self, model: Transformer, tokenizer: Any = None, eos_ids: tuple[int, ...] | list[int] = (),
-                 compile: bool = False):
+                 compile: bool = False, prefix_cache: bool = False):
         """The engine takes the model over: eval mode, and on CPU the layout of its wide
-        weights (cpu_decode_layout). compile=True: see below."""
+        weights (cpu_decode_layout). compile=True: see below. prefix_cache=True: stream() and
+        generate() reuse the k/v of the previous sequence's common prefix (one caller at a time)."""
         self.model = model.eval()
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
@@ -227,6 +234,9 @@ class Engine:
         self.eos_ids = tuple(eos_ids)
         self.vocab_size = model.config.vocab_size
         self.max_seq_len = model.config.max_seq_len
+        self.prefix_cache = prefix_cache
+        self._kept: tuple[Batch, list[int]] | None = None   # the last sequence's cache row, and its ids
+        self.reused_tokens = 0                              # prompt tokens not prefilled again, in all
 
     # ------------------------------------------------------------------ helpers
     def check_prompt(self, prompt_ids: list[int]) -> list[int]:
@@ -257,15 +267,52 @@ class Engine:
         return ids
 
     # ------------------------------------------------------------------ generation
+    def _batch_for(self, seq: Sequence) -> tuple[Batch, int]:
+        """A batch of one for `seq`, and how many of its prompt's leading tokens the batch's cache
+        already holds (0 without the prefix cache)."""
+        need = len(seq.prompt) + seq.limit
+        kept, self._kept = self._kept, None
+        if not self.prefix_cache:
+            return Batch(self, 1, need), 0
+        n = 0
+        if kept is not None:
+            old, ids = kept
+            # at least the last prompt token is fed again: its logits give the first new token
+            limit = min(len(ids), len(seq.prompt) - 1)
+            while n < limit and ids[n] == seq.prompt[n]:
+                n += 1
+            if old.cache.max_len >= need:
+                self.reused_tokens += n
+                return old, n
+        # grow geometrically (a conversation only gets longer), carrying the common prefix over
+        size = min(self.max_seq_len, max(need, 2 * kept[0].cache.max_len if kept else 0))
+        batch = Batch(self, 1, size)
+        if n:
+            batch.cache.k[:, :, :, :n] = kept[0].cache.k[:, :, :, :n]
+            batch.cache.v[:, :, :, :n] = kept[0].cache.v[:, :, :, :n]
+            self.reused_tokens += n
+        return batch, n
+
     @torch.inference_mode()
     def _events(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[tuple[Sequence, TokenEvent]]:
         seq = Sequence(self, prompt_ids, params)
-        batch = Batch(self, 1, len(seq.prompt) + seq.limit)
-        ev = batch.add(seq)
-        yield seq, ev
-        while batch.seqs:
-            for s, ev in batch.step():
-                yield s, ev
+        batch, start = self._batch_for(seq)
+        consistent = False
+        try:
+            ev = batch.add(seq, start)
+            yield seq, ev
+            while batch.seqs:
+                for s, ev in batch.step():
+                    yield s, ev
+            consistent = True
+        except GeneratorExit:     # the caller stopped reading between two tokens: the cache is whole
+            consistent = True
+            raise
+        finally:
+            if self.prefix_cache and consistent:
+                # what the cache row holds: every token fed so far (the last sampled one is not)
+                batch.seqs.clear()
+                self._kept = (batch, (seq.prompt + seq.generated)[:seq.length])
 
     def stream(self, prompt_ids: list[int], params: SamplingParams | None = None) -> Iterator[TokenEvent]:
         """Yield one TokenEvent per generated token; the last one has finish_reason set."""
@@ -330,11 +377,13 @@ def _load_tokenizer(model_dir: Path) -> Any:
 
 
 def load_engine(model_dir: str | Path, dtype: str | torch.dtype | None = None,
-                device: str | torch.device | None = None, compile: bool = False) -> Engine:
+                device: str | torch.device | None = None, compile: bool = False,
+                prefix_cache: bool = False) -> Engine:
     """A model directory -> Engine with its tokenizer (if the directory has one) and EOS ids."""
     model_dir = Path(model_dir)
     dev = torch.device(device) if device is not None else default_device()
     dt = parse_dtype(dtype) or default_dtype(dev)
     model = load_model(model_dir, dtype=dt, device=dev)
     tokenizer = _load_tokenizer(model_dir)
-    return Engine(model, tokenizer, _eos_ids(model_dir, model, tokenizer), compile=compile)
+    return Engine(model, tokenizer, _eos_ids(model_dir, model, tokenizer), compile=compile,
+                  prefix_cache=prefix_cache)

@@ -55,7 +55,9 @@ class LocalModel:
         if not (self.path / "config.json").is_file():
             raise ProviderError(f"{self.path} is not a model directory (no config.json): give the "
                                 "directory that training or `groundup export` wrote")
-        self.engine = load_engine(self.path, dtype=dtype, device=device)
+        # one conversation at a time (no scheduler): each turn's prompt starts with the last
+        # turn's prompt and answer, and the engine prefills only what is new
+        self.engine = load_engine(self.path, dtype=dtype, device=device, prefix_cache=batch <= 1)
         self.tokenizer = self.engine.tokenizer
         if self.tokenizer is None:
             raise ProviderError(f"{self.path} has no tokenizer (tokenizer.json / tokenizer.pkl): "

@@ -199,13 +199,15 @@ def stage_eval(out: Path, p: Preset) -> dict[str, Any]:
     from groundup.tasks.evaluate import evaluate, format_summary
     tasks = load_tasks(out / "tasks" / "heldout")
     console.print(f"  the trained model runs as the agent (local:{out / 'model'}) on "
-                  f"{len(tasks)} held-out tasks, {p.max_agent_steps} steps at most each")
+                  f"{len(tasks)} held-out tasks, {p.max_agent_steps} steps at most each (a run that "
+                  f"gets the same result for the same call {p.eval_max_repeats} times stops)")
     import torch
     # on a GPU the workers share one continuous-batching engine (8 threads each decoding alone
     # took ~60 s a task on an H200); on CPU a model per worker was faster (docs/08)
     batch = p.eval_workers if torch.cuda.is_available() and p.eval_workers > 1 else 0
     summary = evaluate(f"local:{out / 'model'}", tasks, out / "eval", workers=p.eval_workers,
                        max_steps=p.max_agent_steps, compact_prompt=True,
+                       max_repeats=p.eval_max_repeats,
                        model_options={"max_tokens": p.eval_turn_tokens, "batch": batch})
     console.print(format_summary(summary))
     return summary

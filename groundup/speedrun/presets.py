@@ -46,8 +46,13 @@ class Preset:
     # evaluation on held-out tasks
     eval_tasks: dict[int, int] = field(default_factory=lambda: {1: 100, 2: 30, 3: 30})
     max_agent_steps: int = 12
-    eval_turn_tokens: int = 384          # most tokens per model turn (oracle turns: <= ~160); a
-                                         # model caught in a repetition loop stops there
+    eval_turn_tokens: int = 192          # most tokens per model turn: a model caught in a
+                                         # repetition loop stops there. The longest of 9,703
+                                         # oracle turns is 131 tokens; at 384, runaway turns were
+                                         # 71% of all generated tokens (fifteenth run, docs/08)
+    eval_max_repeats: int = 3            # the same call with the same result 3 times stops a run:
+                                         # a third of the fifteenth run's steps were such circles,
+                                         # none in a run that solved its task (docs/08)
     eval_workers: int = 2
     # shared
     eval_every: int = 200

@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "serves all workers (use N = --workers on a GPU; default: a model per worker)")
     a.add_argument("--max-steps", type=int, default=12, help="model turns per task (default 12)")
     a.add_argument("--max-seconds", type=float, help="wall-time limit per task")
+    a.add_argument("--max-repeats", type=int, default=0, metavar="N",
+                   help="stop a run when the model has made the same call with the same result "
+                        "N times: it is going in circles (default 0: off)")
     a.add_argument("--fresh", action="store_true",
                    help="start over instead of skipping tasks already in results.jsonl")
     prompt = a.add_mutually_exclusive_group()
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs/eval") / re.sub(r"[^\w.-]+", "_", args.model))
     if args.workers < 1 or args.max_steps < 1:
         raise UserError("--workers and --max-steps must be at least 1")
+    if args.max_repeats < 0 or args.max_repeats == 1:
+        raise UserError("--max-repeats must be 0 (off) or at least 2: a call made once is no repeat")
     if args.generate is not None:
         from groundup.tasks.cli import _tiers
         from groundup.tasks.generate import generate_task
@@ -79,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         options["batch"] = args.batch
     summary = evaluate(args.model, tasks, out, workers=args.workers, max_steps=args.max_steps,
                        compact_prompt=args.compact_prompt, max_seconds=args.max_seconds,
-                       resume=not args.fresh, model_options=options)
+                       resume=not args.fresh, model_options=options,
+                       max_repeats=args.max_repeats or None)
     print(format_summary(summary))
     print(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
     return 0

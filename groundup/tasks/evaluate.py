@@ -43,7 +43,7 @@ from groundup.tasks.check import (TaskInfo, check, load_tasks, python_on_path, r
 
 def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
              compact_prompt: bool | None = None, max_seconds: float | None = None,
-             keep_work: bool = False) -> dict[str, Any]:
+             keep_work: bool = False, max_repeats: int | None = None) -> dict[str, Any]:
     """Run the agent on one task and check the result; returns the results.jsonl row."""
     work = scratch_copy(task)
     start = time.monotonic()
@@ -51,7 +51,8 @@ def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
     messages: list[dict[str, Any]] = []
     try:
         agent = Agent(model, work, permission_mode="yolo", max_steps=max_steps,
-                      compact_prompt=compact_prompt, max_seconds=max_seconds)
+                      compact_prompt=compact_prompt, max_seconds=max_seconds,
+                      max_repeats=max_repeats)
         res = agent.run(task.problem_statement)
         if res.stop_reason == "interrupted":
             # the agent turns Ctrl-C into a result; here it means "stop the evaluation", and
@@ -111,9 +112,11 @@ def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | 
              workers: int = 1, max_steps: int = 12, compact_prompt: bool | None = None,
              max_seconds: float | None = None, resume: bool = True, progress: bool = True,
              on_result: Callable[[dict[str, Any]], None] | None = None,
-             model_options: dict[str, Any] | None = None) -> dict[str, Any]:
+             model_options: dict[str, Any] | None = None,
+             max_repeats: int | None = None) -> dict[str, Any]:
     """Evaluate `model` (a spec like "local:DIR" or a Model object) on tasks; writes
-    out_dir/results.jsonl, transcripts/ and summary.json, and returns the summary."""
+    out_dir/results.jsonl, transcripts/ and summary.json, and returns the summary.
+    max_repeats: stop a run whose model made the same call with the same result that often."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not isinstance(tasks, (list, tuple)):
@@ -153,7 +156,8 @@ def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | 
     def one(task: TaskInfo) -> dict[str, Any]:
         m = borrow()
         try:
-            row = run_task(m, task, out_dir, max_steps, compact_prompt, max_seconds)
+            row = run_task(m, task, out_dir, max_steps, compact_prompt, max_seconds,
+                           max_repeats=max_repeats)
         finally:
             if isinstance(model, str):
                 free.put(m)
@@ -186,6 +190,7 @@ def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | 
     rows = [r for r in done.values() if r["id"] in wanted] + new_rows
     rows.sort(key=lambda r: r["id"])
     summary = {"model": getattr(model, "name", str(model)), "max_steps": max_steps,
+               "max_repeats": max_repeats,
                **summarize(rows), "wall_s": round(time.monotonic() - start, 1)}
     atomic_write_json(out_dir / "summary.json", summary)
     return summary

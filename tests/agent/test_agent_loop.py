@@ -108,6 +108,25 @@ def test_limits_stop_the_run(tmp_path):
     assert res.stop_reason == "max_tokens" and res.num_steps < 10
 
 
+def test_repeated_call_and_result_stops_the_run_when_asked(tmp_path):
+    make_repo(tmp_path / "repo", {"a.txt": "hi\n", "b.txt": "ho\n"})
+    read_a, read_b = call("read_file", path="a.txt"), call("read_file", path="b.txt")
+    circle = [turn(read_a), turn(read_b)] * 5
+    # off by default: the circle runs until the step limit
+    res = agent_for(tmp_path, circle, max_steps=8).run("go in circles")
+    assert res.stop_reason == "max_steps" and res.num_steps == 8
+    # max_repeats=3: the third identical (call, result) pair ends it, with a valid history
+    res = agent_for(tmp_path, circle, max_steps=8, max_repeats=3).run("go in circles")
+    assert res.is_error and res.stop_reason == "repeats" and res.num_steps == 5
+    assert "read_file" in res.result and res.messages[-1]["role"] == "tool"
+    # the same call with a different result each time is no circle (the file changes)
+    turns = []
+    for i in range(4):
+        turns += [turn(call("bash", command=f"echo {i} >> a.txt")), turn(read_a)]
+    res = agent_for(tmp_path, turns + [{"content": "done"}], max_repeats=3).run("append")
+    assert res.stop_reason == "end_turn"
+
+
 def test_parallel_reads_keep_call_order(tmp_path):
     make_repo(tmp_path / "repo", {f"f{i}.txt": f"file {i}\n" for i in range(5)})
     agent = agent_for(tmp_path, [turn(*[call("read_file", path=f"f{i}.txt") for i in range(5)]),

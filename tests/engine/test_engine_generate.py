@@ -51,6 +51,35 @@ def test_kv_cache_equals_recompute(engine):
     assert got == seq[len(prompt):]
 
 
+def test_prefix_cache_prefills_only_what_is_new_and_gives_the_same_tokens(hf_and_dir, engine):
+    """A conversation: each prompt is the last prompt + its answer + new tokens. The cached
+    engine prefills only the new part (its cache row also grows, carrying the prefix over) and
+    generates what an engine without the cache generates."""
+    cached = Engine(load_model(hf_and_dir[1]), prefix_cache=True)
+    news = _prompts(seed=7, lengths=(20, 6, 9, 5))
+    params = SamplingParams(max_new_tokens=8)
+    convo, expected = list(news[0]), 0
+    for turn, new in enumerate(news[1:]):
+        got = cached.generate(convo, params).token_ids
+        assert got == engine.generate(convo, params).token_ids
+        assert cached.reused_tokens == expected
+        expected += len(convo) + len(got) - 1     # the last sampled token was never fed
+        convo += got + new
+    # a caller that stops reading early leaves a whole cache: the fed tokens are reused
+    stream = cached.stream(convo, params)
+    first = [next(stream).token_id for _ in range(3)]
+    stream.close()
+    before = cached.reused_tokens
+    again = cached.generate(convo + first, params).token_ids
+    assert cached.reused_tokens - before == len(convo) + 2
+    assert again == engine.generate(convo + first, params).token_ids
+    # a prompt that leaves the conversation early reuses only the common part
+    other = convo[:5] + news[2]
+    before = cached.reused_tokens
+    assert cached.generate(other, params).token_ids == engine.generate(other, params).token_ids
+    assert cached.reused_tokens - before == 5
+
+
 def test_batch_equals_alone_rows_finish_independently(engine):
     prompts = _prompts()
     params = [SamplingParams(max_new_tokens=n) for n in (20, 7, 20, 13, 20)]
