@@ -89,7 +89,10 @@ def run_command(command: str, cwd: Path, timeout: float = 120.0,
 
 
 def relative_paths(text: str, root: Path) -> str:
-    """`text` with every `<root>/` prefix removed (the root as given and as resolved)."""
+    """`text` with every `<root>/` prefix removed (the root as given and as resolved). A
+    workspace at the filesystem's root keeps its output as it is (every path would lose its /)."""
+    if Path(root).resolve().parent == Path(root).resolve():
+        return text
     for prefix in sorted({os.path.join(str(root), ""), os.path.join(str(Path(root).resolve()), "")},
                          key=len, reverse=True):
         text = text.replace(prefix, "")

@@ -141,6 +141,7 @@ def test_bash_shows_workspace_paths_relative_to_it(tmp_path):
     # the workspace itself (no trailing slash) and paths outside it are left alone
     assert ex(tb, "bash", command="pwd; echo /etc/hosts").content.splitlines()[:2] == [
         str(tmp_path.resolve()), "/etc/hosts"]
+    assert shell.relative_paths("/etc/hosts", Path("/")) == "/etc/hosts"
 
 
 def test_bash_timeout_kills_the_command_and_its_children(tmp_path):
