@@ -142,8 +142,10 @@ def test_cli_generate_validate_and_eval_generate(tmp_path, capsys):
     assert main(["eval", "agent", "--model", f"replay:{script}", "--generate", "1",
                  "--tier", "2", "--out", str(tmp_path / "e")]) == 0
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
-    assert summary["total"] == 1 and summary["solved"] == 0
+    assert summary["total"] == 1 and summary["solved"] == 0 and summary["max_repeats"] is None
     assert main(["tasks", "generate", "--n", "1", "--tier", "4", "--out", str(tmp_path)]) == 2
+    assert main(["eval", "agent", "--model", f"replay:{script}", "--tasks", str(tmp_path / "t"),
+                 "--max-repeats", "1"]) == 2        # a call made once is no repeat
 
 
 def test_parallel_workers_each_get_a_model(tmp_path):
