@@ -212,9 +212,11 @@ class Agent:
             for call, result in zip(calls, results):
                 self.add_result(call, result)
         else:
+            results = []
             for call in calls:
-                self.add_result(call, self.toolbox.execute(call))
-        self.check_repeats(calls)
+                results.append(self.toolbox.execute(call))
+                self.add_result(call, results[-1])
+        self.check_repeats(calls, results)
         if all(c.error or c.name not in self.toolbox_names() for c in calls):
             self.format_errors += 1
             if self.format_errors >= self.max_format_errors:
@@ -223,13 +225,12 @@ class Agent:
         else:
             self.format_errors = 0
 
-    def check_repeats(self, calls: list[ToolCall]) -> None:
+    def check_repeats(self, calls: list[ToolCall], results: list[ToolResult]) -> None:
         if not self.max_repeats:
             return
-        results = {m.get("tool_call_id"): m["content"] for m in self.messages[-len(calls):]}
-        for call in calls:
+        for call, result in zip(calls, results):
             key = (call.name, call.error or json.dumps(call.arguments, sort_keys=True),
-                   results.get(call.id, ""))
+                   result.content)
             self.repeats[key] += 1
             if self.repeats[key] >= self.max_repeats:
                 raise LimitsExceeded("repeats", f"stopped: the same {call.name} call returned the "

@@ -274,23 +274,21 @@ class Engine:
         kept, self._kept = self._kept, None
         if not self.prefix_cache:
             return Batch(self, 1, need), 0
-        n = 0
+        n, batch = 0, None
         if kept is not None:
-            old, ids = kept
+            batch, ids = kept
             # at least the last prompt token is fed again: its logits give the first new token
             limit = min(len(ids), len(seq.prompt) - 1)
             while n < limit and ids[n] == seq.prompt[n]:
                 n += 1
-            if old.cache.max_len >= need:
-                self.reused_tokens += n
-                return old, n
-        # grow geometrically (a conversation only gets longer), carrying the common prefix over
-        size = min(self.max_seq_len, max(need, 2 * kept[0].cache.max_len if kept else 0))
-        batch = Batch(self, 1, size)
-        if n:
-            batch.cache.k[:, :, :, :n] = kept[0].cache.k[:, :, :, :n]
-            batch.cache.v[:, :, :, :n] = kept[0].cache.v[:, :, :, :n]
-            self.reused_tokens += n
+        if batch is None or batch.cache.max_len < need:
+            # grow geometrically (a conversation only gets longer), carrying the common prefix over
+            old = batch
+            batch = Batch(self, 1, min(self.max_seq_len, max(need, 2 * old.cache.max_len if old else 0)))
+            if n:
+                batch.cache.k[:, :, :, :n] = old.cache.k[:, :, :, :n]
+                batch.cache.v[:, :, :, :n] = old.cache.v[:, :, :, :n]
+        self.reused_tokens += n
         return batch, n
 
     @torch.inference_mode()
