@@ -9,10 +9,15 @@ Design choices:
   and the rest are `pass_to_pass`. A line-event budget (`sys.settrace`) stops a mutation that
   would loop forever. No subprocess, so thousands of tasks take seconds; the on-disk check with
   real `python -m unittest` lives in groundup/tasks/check.py and is what the tests use.
-- Tiers: 1) the bug is in the function or class the failing test calls; 2) the failing test
-  calls a wrapper whose helper, in another module, holds the bug (no test names that module),
-  so the agent has to search; 3) two bugs, or a function left as `raise NotImplementedError`
-  to implement from its docstring.
+- Tiers: 1) the failing test's traceback points at the buggy line: the bug, in the function or
+  class the test calls, raises an exception on the very line that holds it (a `TypeError` from
+  a wrong variable, an `IndexError` from a wrong index...), so the traceback prints the file,
+  the line number and the line -- only the kinds that can do that appear here (most do not:
+  a wrong comparison returns a wrong value, and the traceback shows the test's assertion);
+  2) the failing test calls a wrapper whose helper, in another module, holds the bug (no test
+  names that module), so the agent has to search; 3) two bugs, or a function left as
+  `raise NotImplementedError` to implement from its docstring. Tiers 2 and 3 draw from every
+  kind.
 - The shape on disk is SWE-bench's: `task.json` + `repo/`. `task.json` also carries the gold
   edits (`gold`) that the oracle uses; the agent under evaluation only ever sees `repo/`.
 """
@@ -32,6 +37,10 @@ from groundup.tasks.templates import (CLASSES, FUNCTIONS, WRAPPERS, Case, Unit, 
 from groundup.tasks.vocab import camel, nouns_for, plural, pseudo_word
 
 TIERS = (1, 2, 3)
+# the kinds whose bug can raise on its own line (what _raising_offers finds in the templates;
+# tests/tasks/test_tasks_generate.py checks that the two agree)
+TIER1_KINDS = ("arithmetic_operator", "off_by_one", "wrong_attribute", "wrong_index",
+               "wrong_variable")
 
 
 @dataclass
@@ -93,11 +102,13 @@ def _run_guarded(fn, budget: int = 20000):
         sys.settrace(old)
 
 
-def _evaluate(codes: list[str], cases: list[Case]) -> list[tuple[bool, Any]]:
-    """(ok, value) for each case, running the given unit codes in one namespace."""
+def _evaluate(codes: list[str], cases: list[Case], target: int | None = None) -> list[tuple[bool, Any]]:
+    """(ok, value) for each case, running the given unit codes in one namespace. The code at
+    index `target` is compiled as file "<target>", so `_raised_at` can tell its frames apart."""
     ns: dict[str, Any] = {}
     try:
-        _run_guarded(lambda: [exec(compile(c, "<unit>", "exec"), ns) for c in codes])
+        _run_guarded(lambda: [exec(compile(c, "<target>" if i == target else "<unit>", "exec"), ns)
+                              for i, c in enumerate(codes)])
     except Exception as e:  # an injected bug may break the definitions themselves
         return [(False, e)] * len(cases)
     out = []
@@ -115,6 +126,20 @@ def _evaluate(codes: list[str], cases: list[Case]) -> list[tuple[bool, Any]]:
                 raise
             out.append((False, e))
     return out
+
+
+def _raised_at(error: Any) -> int | None:
+    """The 1-based line of the target's code where `error` was raised, when the innermost frame
+    of generated code is the target's (None for a wrong value, or a raise elsewhere)."""
+    if not isinstance(error, BaseException):
+        return None
+    tb, line = error.__traceback__, None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name in ("<target>", "<unit>"):
+            line = tb.tb_lineno if name == "<target>" else None
+        tb = tb.tb_next
+    return line
 
 
 P_MADE_UP = 0.7     # share of a training repository's names that are made-up words (vocab.py)
@@ -201,6 +226,27 @@ def _offers(t) -> set[str]:
     return _OFFERS[t.key]
 
 
+_RAISING: dict[str, set[str]] = {}
+
+
+def _raising_offers(t) -> set[str]:
+    """The bug kinds whose mutation of a template raises on its own line in some failing case
+    (tier 1's kinds), tried on one instance of the template."""
+    if t.key not in _RAISING:
+        unit = instantiate(t, ["alpha", "beta", "gamma", "delta", "omega"], random.Random(0))
+        expected = _evaluate([unit.code], unit.cases)
+        found = set()
+        for m in bugs.mutations(unit.code):
+            if m.new is None or m.kind in found:
+                continue
+            got = _evaluate([bugs.apply(unit.code, m)], unit.cases, target=0)
+            if any(not ok and _raised_at(v) == m.line + 1 and not isinstance(v, _Runaway)
+                   for (ok, v), (_, e) in zip(got, expected)):
+                found.add(m.kind)
+        _RAISING[t.key] = found
+    return _RAISING[t.key]
+
+
 def _method_of(code: str, line: int) -> str:
     """Name of the innermost def around `line` in a unit's code."""
     for text in reversed(code.splitlines()[: line + 1]):
@@ -233,15 +279,19 @@ def generate_task(seed: int, tier: int = 1, split: str = "train") -> Task:
     """One validated task, deterministic from (split, tier, seed)."""
     if tier not in TIERS:
         raise ValueError(f"tier must be 1, 2 or 3, not {tier}")
-    for attempt in range(50):
+    # tier 1 keeps its kind across attempts: kinds that raise on their line only for some
+    # inputs (a wrong index) would otherwise be drawn again and again and almost never kept
+    kind = random.Random(f"groundup-kind:{split}:{seed}").choice(TIER1_KINDS) if tier == 1 else None
+    for attempt in range(200 if tier == 1 else 50):
         rng = random.Random(f"groundup-task:{split}:{tier}:{seed}:{attempt}")
-        task = _try_generate(rng, seed, tier, split)
+        task = _try_generate(rng, seed, tier, split, kind)
         if task is not None:
             return task
     raise RuntimeError(f"could not generate a task for seed {seed} tier {tier}")
 
 
-def _try_generate(rng: random.Random, seed: int, tier: int, split: str) -> Task | None:
+def _try_generate(rng: random.Random, seed: int, tier: int, split: str,
+                  kind: str | None = None) -> Task | None:
     names = _Names(split, rng)
     pkg = names.take(1)[0]
 
@@ -252,10 +302,12 @@ def _try_generate(rng: random.Random, seed: int, tier: int, split: str) -> Task 
     # unit first would let kinds with sites everywhere (wrong_variable) crowd out rare ones
     implement = tier == 3 and rng.random() < 0.4
     pool = FUNCTIONS if tier == 2 or implement else FUNCTIONS + CLASSES
-    kinds = sorted(set().union(*(_offers(t) for t in pool)))
-    wanted: list[str | None] = [None] if implement else \
+    offers = _raising_offers if tier == 1 else _offers
+    pool = [t for t in pool if offers(t)]
+    kinds = sorted(set().union(*(offers(t) for t in pool)))
+    wanted: list[str | None] = [None] if implement else [kind] if kind else \
         [rng.choice(kinds) for _ in range(2 if tier == 3 else 1)]
-    target_templates = [rng.choice([t for t in pool if k is None or k in _offers(t)])
+    target_templates = [rng.choice([t for t in pool if k is None or k in offers(t)])
                         for k in wanted]
 
     modules: list[Module] = []
@@ -302,15 +354,19 @@ def _try_generate(rng: random.Random, seed: int, tier: int, split: str) -> Task 
             applied.append((unit, None))
             continue
         for m in _pick_mutation(unit, rng, kind):
+            if tier == 1 and m.kind != kind:
+                continue  # tier 1 draws its kinds evenly: another attempt rather than another kind
             trial = dict(codes)
             trial[id(unit)] = bugs.apply(unit.code, m)
-            own = _evaluate(list(trial.values()), [c for c in all_cases])
+            own = _evaluate(list(trial.values()), all_cases, target=list(trial).index(id(unit)))
             if any(not ok and isinstance(v, (_Runaway, RecursionError, MemoryError)) for ok, v in own):
                 # e.g. `items.append(x)` inside `for x in items`: the real test would loop and
                 # eat memory until its timeout -- a task about waiting, not about reading code
                 continue
-            own_fail = [c for c, (ok, v) in zip(all_cases, own)
+            own_fail = [(c, v) for c, (ok, v) in zip(all_cases, own)
                         if c.label in _labels(unit, modules) and (not ok or v != expected[id(c)])]
+            if tier == 1 and not any(_raised_at(v) == m.line + 1 for _, v in own_fail):
+                continue  # tier 1: a failing test's traceback must end on the buggy line
             if own_fail:
                 codes = trial
                 applied.append((unit, m))

@@ -11,7 +11,7 @@ import pytest
 
 from groundup.tasks import bugs
 from groundup.tasks.check import apply_gold, check, fresh_copy, load_task, run_tests
-from groundup.tasks.generate import generate_task
+from groundup.tasks.generate import TIER1_KINDS, _raising_offers, generate_task
 from groundup.tasks.templates import CLASSES, FUNCTIONS, instantiate
 from groundup.tasks.vocab import HELDOUT_NOUNS, TRAIN_NOUNS
 
@@ -134,6 +134,32 @@ def test_tiers_have_their_shape():
         assert (t3.bug_kind == "two_bugs" and len(t3.gold) == 2) or \
             (t3.bug_kind == "implement" and "raise NotImplementedError" in
              t3.files[t3.gold[0]["path"]])
+
+
+def test_tier1_tracebacks_end_on_the_buggy_line(tmp_path):
+    """The issue's tier 1: the failing test's traceback points at the buggy line. Run for real,
+    some failing test's traceback ends in the buggy file, on the gold line, printing it."""
+    import subprocess
+    import sys
+
+    kinds = set()
+    for seed in range(12):
+        task = generate_task(seed, 1, "heldout")
+        kinds.add(task.bug_kind)
+        gold = task.gold[0]
+        repo = task.write(tmp_path)
+        out = subprocess.run([sys.executable, "-m", "unittest", *task.fail_to_pass],
+                             cwd=repo / "repo", capture_output=True, text=True).stderr
+        last_frames = [block.split('  File "')[-1] for block in out.split("Traceback")[1:]]
+        wanted = f'{gold["path"]}", line {gold["line"]}, in {gold["function"]}\n' \
+                 f'    {gold["old"].splitlines()[-1].strip()}\n'
+        assert any(f.split('/repo/', 1)[-1].startswith(wanted) for f in last_frames), (task.id, out)
+    assert kinds <= set(TIER1_KINDS) and len(kinds) >= 3
+
+
+def test_tier1_kinds_are_those_the_templates_raise_on_their_line():
+    found = set().union(*(_raising_offers(t) for t in FUNCTIONS + CLASSES))
+    assert found == set(TIER1_KINDS)
 
 
 def test_the_catalogue_covers_every_kind():
