@@ -13,8 +13,10 @@ Design choices:
   command every time: nothing to copy), find the function (read the module the test names,
   or grep for its def and read from that line), edit one line copied from what was just
   read (from the indentation's last space when the rest is unique in the file), run the
-  tests again, answer in one line. The prose names nothing it would have to copy (a name
-  after a space is a different BPE token from the same name in a path or a traceback).
+  tests again, answer in one line. When the traceback ends on the buggy line (every tier-1
+  task), that line is read again on its own first, so the edit copies from a one-line output.
+  The prose names nothing it would have to copy (a name after a space is a different BPE
+  token from the same name in a path or a traceback).
 - Varied where variety teaches something: search first (grep then a ranged read) or read first
   (the whole module named by the test's import); tier 2 follows the call from the wrapper into
   the helper's module.
@@ -225,6 +227,19 @@ def _edit_strings(rec: Recorder, gold: dict[str, Any]) -> tuple[str, str]:
     return old, new
 
 
+def _read_traceback_line(rec: Recorder, gold: dict[str, Any], tests: str) -> bool:
+    """When the test run's traceback ends in this gold edit's file, on its line, read that one
+    line (`offset=N, limit=1`, N copied from `line N` in the traceback) right before editing: the
+    edit then copies the line from the last, one-line output -- not from a module where
+    `return` or `if` starts a dozen lines and a small model's copy drifts into the wrong one."""
+    n = _first_line(rec, gold) + len(gold["old"].splitlines()) - 1
+    if len(gold["old"].splitlines()) != 1 or f'File "{gold["path"]}", line {n},' not in tests:
+        return False
+    rec.call("Let me read the line the traceback ends on.", "read_file", path=gold["path"],
+             offset=n, limit=1)
+    return True
+
+
 def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
     path = gold["path"]
     old, new = _edit_strings(rec, gold)
@@ -253,7 +268,7 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
     """Record one oracle trajectory in the working copy `root`; returns the messages."""
     rec = Recorder(task, root, compact)
     golds = sorted(task.record["gold"], key=lambda g: (g["path"], g["line"]))
-    rec.call("Let me run the tests.", "bash", command=TEST_COMMAND)
+    tests = rec.call("Let me run the tests.", "bash", command=TEST_COMMAND).content
     paths = PATHS.get(task.tier, PATHS[3])
     mode = rng.choices(list(paths), weights=list(paths.values()))[0]
     # the line each gold edit touches, in the file as it is now (edits shift later lines)
@@ -269,6 +284,7 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
         else:
             _locate(rec, rng, mode if gold is golds[0] else "search", gold["path"], unit,
                     bug_line(gold))
+        _read_traceback_line(rec, gold, tests)
         _edit(rec, gold, rng)
     result = rec.call("Let me run the tests again.", "bash", command=TEST_COMMAND)
     assert "OK" in result.content, result.content

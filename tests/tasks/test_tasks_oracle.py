@@ -109,6 +109,27 @@ def test_recoveries_are_recorded_and_react_to_tool_errors(tmp_path):
     assert guesses >= 1
 
 
+def test_an_edit_after_a_traceback_into_its_line_copies_that_line_read_alone(tmp_path):
+    """Tier 1: the traceback ends on the buggy line; the oracle reads that line alone (its
+    number copied from the traceback) and the edit's old_string is that line's code."""
+    dirs = [generate_task(s, 1, "heldout").write(tmp_path / "tasks") for s in range(6)]
+    out = tmp_path / "sft.jsonl"
+    assert record(dirs, out, seed=3, workers=2) == len(dirs)
+    for row in (json.loads(line) for line in out.read_text().splitlines()):
+        msgs = row["messages"]
+        gold = json.loads((tmp_path / "tasks" / row["task"] / "task.json").read_text())["gold"][0]
+        tests = msgs[3]["content"]
+        assert f'File "{gold["path"]}", line {gold["line"]}, in' in tests
+        calls = [(i, c) for i, m in enumerate(msgs) for c in m.get("tool_calls", [])]
+        reads = [(i, c) for i, c in calls if c["arguments"].get("limit") == 1]
+        i, read = reads[0]
+        assert read["arguments"] == {"path": gold["path"], "offset": gold["line"], "limit": 1}
+        shown = msgs[i + 1]["content"].splitlines()[0]
+        assert shown == f'{gold["line"]:>6}\t{gold["old"]}'
+        edit = [c for j, c in calls if j > i and c["name"] == "edit_file"][-1]  # after any recovery
+        assert edit["arguments"]["old_string"].lstrip() == gold["old"].lstrip()
+
+
 def test_recorded_trajectories_replay_to_a_solved_state(tmp_path):
     """Feed the oracle's assistant turns to the real agent loop (replay: model) on fresh
     copies: the tools give the same results and every task ends solved."""
