@@ -115,6 +115,13 @@ def plot_success(summary: dict[str, Any], path: Path) -> Path | None:
 
 # ----------------------------------------------------------------------------- the card
 
+TIER_MEANING = {   # groundup/tasks/generate.py
+    "tier1": "the failing test's traceback ends on the buggy line",
+    "tier2": "the bug is in a helper, in a module no test names",
+    "tier3": "two bugs, or a function to implement from its docstring",
+}
+
+
 def headline(results: dict[str, dict]) -> dict[str, Any]:
     by_tier = (results.get("eval") or {}).get("by_tier", {})
     return {t: {"solved": s["solved"], "total": s["total"]} for t, s in by_tier.items()}
@@ -145,7 +152,8 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
     L += ["## Headline", ""]
     for tier, s in headline(results).items():
         pct = 100 * s["solved"] / s["total"] if s["total"] else 0
-        L.append(f"- **{tier}**: {s['solved']} / {s['total']} held-out tasks solved ({pct:.0f}%)")
+        L.append(f"- **{tier}**: {s['solved']} / {s['total']} held-out tasks solved ({pct:.0f}%)"
+                 + (f" -- {TIER_MEANING[tier]}" if tier in TIER_MEANING else ""))
     L += [f"- whole pipeline: {wall_s / 60:.1f} minutes of stage time", ""]
     L += ["## Environment", "", "| | |", "|---|---|"]
     L += [f"| {k} | {v} |" for k, v in env.items()]

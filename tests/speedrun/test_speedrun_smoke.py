@@ -63,6 +63,7 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
                     "## A solved transcript", "## The code that did all this"):
         assert section in report
     assert "| read | edited |" in report                       # how far the runs got
+    assert "tier1**: " in report and "traceback ends on the buggy line" in report  # what tier 1 means
     assert "optimizer muon" in report
     for png in ("pretrain_loss.png", "sft_loss.png", "success_by_kind.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
