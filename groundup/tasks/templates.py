@@ -241,6 +241,36 @@ def {f}({a_s}):
     return {a_s}[1]
 ''', lambda r: [(xs,) for xs in _lists(r, 2, 1, 20, 3, 5)] + [([r.randint(1, 9)],), ([4, 7],)],
         ("a_s",)),
+    Template("initials", "{a}_initials", '''\
+def {f}({a_s}):
+    """Return the first letter of each of {a_s}, joined into one string."""
+    {b} = ''
+    for {a} in {a_s}:
+        {b} = {b} + {a}[0]
+    return {b}
+''', lambda r: [(r.sample(_WORDS, 3),), (["a"] + r.sample(_WORDS, 2),), (r.sample(_WORDS, 2),)],
+        ("a_s",)),
+    Template("last_word", "last_{a}", '''\
+def {f}({a}):
+    """Return the last word of the text {a}."""
+    {b_s} = {a}.split()
+    return {b_s}[-1]
+''', lambda r: [(" ".join(r.sample(_WORDS, 3)),), (r.choice(_WORDS),),
+                (" ".join(r.sample(_WORDS, 2)),)], ("a",)),
+    Template("label", "{a}_label", '''\
+def {f}({a}, {b}):
+    """Return the text {a}, a dash, and the number {b}: 'ab-3' for 'ab' and 3."""
+    return {a} + '-' + str({b})
+''', lambda r: [(r.choice(_WORDS), r.randint(1, 9)) for _ in range(2)], ("a", "b")),
+    Template("pair_sums", "{a}_pair_sums", '''\
+def {f}({a_s}):
+    """Return the sum of each {a} and the one after it, for every neighbouring pair."""
+    {b} = []
+    for {c} in range(len({a_s}) - 1):
+        {b}.append({a_s}[{c}] + {a_s}[{c} + 1])
+    return {b}
+''', lambda r: [(xs,) for xs in _lists(r, 2, 1, 9, 3, 5)] + [([r.randint(1, 9)] * 2,)],
+        ("a_s",)),
     Template("lookup", "lookup_{a}", '''\
 def {f}({a_s}, {b}):
     """Return the value stored under {b} in {a_s}, or 0 when it is missing."""
@@ -293,6 +323,27 @@ class {C}:
                 Case(("{o} = {C}(1)", "{o}.{m1}(4)"), "{o}.{m1}(5)", "m1"),
                 Case((f"{{o}} = {{C}}({r.randint(3, 6)})", "{o}.{m1}(1)"), "{o}.{m2}()", "m2")],
         methods=("put_{a}", "{a}_room")),
+    Template("named_class", "{A}List", '''\
+class {C}:
+    """A list of {a_s} with a name."""
+
+    def __init__(self, {b}):
+        self.{b} = {b}
+        self.{a_s} = []
+
+    def {m1}(self, {a}):
+        """Add {a} and return how many {a_s} there are."""
+        self.{a_s}.append({a})
+        return len(self.{a_s})
+
+    def {m2}(self):
+        """Return the name, a colon, and how many {a_s} there are: 'ab:2'."""
+        return self.{b} + ':' + str(len(self.{a_s}))
+''', lambda r: [Case((f"{{o}} = {{C}}({r.choice(_WORDS)!r})", f"{{o}}.{{m1}}({r.randint(1, 9)})"),
+                     f"{{o}}.{{m1}}({r.randint(1, 9)})", "m1"),
+                Case((f"{{o}} = {{C}}({r.choice(_WORDS)!r})", f"{{o}}.{{m1}}({r.randint(1, 9)})"),
+                     "{o}.{m2}()", "m2")],
+        methods=("add_{a}", "{a}_summary")),
     Template("log_class", "{A}Log", '''\
 class {C}:
     """Record {a_s} and remember the biggest one."""
