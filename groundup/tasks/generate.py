@@ -218,11 +218,15 @@ def _pick_mutation(unit: Unit, rng: random.Random, kind: str | None = None) -> l
 _OFFERS: dict[str, set[str]] = {}
 
 
+def _probe(t) -> Unit:
+    """One fixed instance of a template, to ask what its code offers (the same under any names)."""
+    return instantiate(t, ["alpha", "beta", "gamma", "delta", "omega"], random.Random(0))
+
+
 def _offers(t) -> set[str]:
-    """The bug kinds a template's code has sites for (the same under any names)."""
+    """The bug kinds a template's code has sites for."""
     if t.key not in _OFFERS:
-        unit = instantiate(t, ["alpha", "beta", "gamma", "delta", "omega"], random.Random(0))
-        _OFFERS[t.key] = {m.kind for m in bugs.mutations(unit.code)}
+        _OFFERS[t.key] = {m.kind for m in bugs.mutations(_probe(t).code)}
     return _OFFERS[t.key]
 
 
@@ -233,7 +237,7 @@ def _raising_offers(t) -> set[str]:
     """The bug kinds whose mutation of a template raises on its own line in some failing case
     (tier 1's kinds), tried on one instance of the template."""
     if t.key not in _RAISING:
-        unit = instantiate(t, ["alpha", "beta", "gamma", "delta", "omega"], random.Random(0))
+        unit = _probe(t)
         expected = _evaluate([unit.code], unit.cases)
         found = set()
         for m in bugs.mutations(unit.code):

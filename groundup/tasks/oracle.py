@@ -227,17 +227,15 @@ def _edit_strings(rec: Recorder, gold: dict[str, Any]) -> tuple[str, str]:
     return old, new
 
 
-def _read_traceback_line(rec: Recorder, gold: dict[str, Any], tests: str) -> bool:
+def _read_traceback_line(rec: Recorder, gold: dict[str, Any], tests: str, n: int) -> None:
     """When the test run's traceback ends in this gold edit's file, on its line, read that one
     line (`offset=N, limit=1`, N copied from `line N` in the traceback) right before editing: the
     edit then copies the line from the last, one-line output -- not from a module where
-    `return` or `if` starts a dozen lines and a small model's copy drifts into the wrong one."""
-    n = _first_line(rec, gold) + len(gold["old"].splitlines()) - 1
-    if len(gold["old"].splitlines()) != 1 or f'File "{gold["path"]}", line {n},' not in tests:
-        return False
-    rec.call("Let me read the line the traceback ends on.", "read_file", path=gold["path"],
-             offset=n, limit=1)
-    return True
+    `return` or `if` starts a dozen lines and a small model's copy drifts into the wrong one.
+    `n` is the line the edit touches, in the file as it is now."""
+    if len(gold["old"].splitlines()) == 1 and f'File "{gold["path"]}", line {n},' in tests:
+        rec.call("Let me read the line the traceback ends on.", "read_file", path=gold["path"],
+                 offset=n, limit=1)
 
 
 def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
@@ -284,7 +282,7 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
         else:
             _locate(rec, rng, mode if gold is golds[0] else "search", gold["path"], unit,
                     bug_line(gold))
-        _read_traceback_line(rec, gold, tests)
+        _read_traceback_line(rec, gold, tests, bug_line(gold))
         _edit(rec, gold, rng)
     result = rec.call("Let me run the tests again.", "bash", command=TEST_COMMAND)
     assert "OK" in result.content, result.content
