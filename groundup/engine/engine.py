@@ -220,31 +220,38 @@ class PackedLinear(torch.nn.Linear):
     reordered once for it, 2x (bench/engine.py measures the whole step). Same results to float
     rounding. The price is a second copy of every linear weight in memory."""
 
-    packed: torch.Tensor
+    ROWS_HINT = 16                  # oneDNN's reorder asks for a typical row count (8-128: same speed)
+
+    def pack(self) -> None:
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach().contiguous(),
+                                                              self.ROWS_HINT)
+        self.packed_version = self.weight._version      # an in-place update (an optimizer step) bumps it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() == x.shape[-1] or _compiling():     # one row; or torch.compile tracing
+        if x.numel() == x.shape[-1] or _compiling() or (torch.is_grad_enabled() and self.weight.requires_grad):
+            # one row; torch.compile tracing; or training (the oneDNN op has no gradient)
             return torch.nn.functional.linear(x, self.weight, self.bias)
+        if self.weight._version != self.packed_version:  # the weight changed since it was packed
+            self.pack()
         y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.packed, self.bias,
                                                "none", [], "")
         return y.view(*x.shape[:-1], y.shape[-1])
 
 
-def cpu_pack_linears(model: torch.nn.Module, rows_hint: int = 16) -> bool:
+def cpu_pack_linears(model: torch.nn.Module) -> None:
     """Turn every float32 Linear of `model` into a PackedLinear (in place: same parameters,
-    same state_dict). Returns False, changing nothing, where this torch has no oneDNN."""
+    same state_dict); nothing changes where this torch has no oneDNN."""
     try:
-        reorder = torch.ops.mkldnn._reorder_linear_weight
-        torch.ops.mkldnn._linear_pointwise                                  # noqa: B018 (probe)
+        torch.ops.mkldnn._reorder_linear_weight                             # noqa: B018 (probes)
+        torch.ops.mkldnn._linear_pointwise                                  # noqa: B018
     except (AttributeError, RuntimeError):
-        return False
+        return
     if not torch.backends.mkldnn.is_available():
-        return False
+        return
     for m in model.modules():
         if type(m) is torch.nn.Linear and m.weight.dtype == torch.float32:   # (once: not PackedLinear)
-            m.packed = reorder(m.weight.detach().contiguous(), rows_hint)
             m.__class__ = PackedLinear
-    return True
+            m.pack()
 
 
 class Engine:

@@ -301,6 +301,20 @@ def test_on_cpu_the_engine_prepacks_linears_for_multi_row_products(hf_and_dir):
             x = torch.randn(shape)
             torch.testing.assert_close(m(x), torch.nn.functional.linear(x, m.weight, m.bias),
                                        atol=1e-5, rtol=1e-5)
+    # a Linear with a bias packs too; a weight changed in place is packed again before use;
+    # with gradients on, the plain product runs (the oneDNN op has no backward)
+    from groundup.engine.engine import cpu_pack_linears
+    lin = torch.nn.Sequential(torch.nn.Linear(8, 24))
+    cpu_pack_linears(lin)
+    x = torch.randn(4, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(lin(x), torch.nn.functional.linear(x, lin[0].weight, lin[0].bias))
+    with torch.no_grad():
+        lin[0].weight.mul_(-2.0)
+    with torch.inference_mode():
+        torch.testing.assert_close(lin(x), torch.nn.functional.linear(x, lin[0].weight, lin[0].bias))
+    lin(x).sum().backward()
+    assert lin[0].weight.grad is not None and lin[0].bias.grad is not None
     prompts = _prompts(seed=7)
     want = plain.generate_batch(prompts, SamplingParams(max_new_tokens=12))
     got = packed.generate_batch(prompts, SamplingParams(max_new_tokens=12))
