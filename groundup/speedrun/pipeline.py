@@ -107,6 +107,7 @@ def _params(run: Path) -> int:
 
 
 def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
+    from groundup.train.data import read_meta
     from groundup.train.trainer import TrainConfig, pretrain
     files = corpus_files(p)
     console.print(f"  depth {p.depth}, {p.pretrain_steps} steps x {p.pretrain_batch} x "
@@ -120,7 +121,13 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
         batch_size=p.pretrain_batch, seq_len=p.pretrain_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
         tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction, optimizer=p.optimizer))
-    return {**_run_stats(run), "params": _params(run), "depth": p.depth, "optimizer": p.optimizer,
+    meta = read_meta(out / "data")                                       # the tokenized corpus
+    stats = _run_stats(run)
+    return {**stats, "params": _params(run), "depth": p.depth, "optimizer": p.optimizer,
+            "corpus_files": meta["files"], "corpus_train_tokens": meta["tokens"]["train"],
+            # how many times training read its corpus (the gpu run: validation best near 5, worse
+            # by 15 -- docs/08)
+            "passes": round((stats.get("tokens") or 0) / max(meta["tokens"]["train"], 1), 2),
             "wired_induction": p.wire_induction, "seq_len": p.pretrain_seq,
             "batch_size": p.pretrain_batch,
             "wall_s_this_session": round(time.monotonic() - t0, 1)}

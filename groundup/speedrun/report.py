@@ -168,7 +168,9 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
               + (f", optimizer {pt['optimizer']}" if pt.get("optimizer") else ""),
               f"- {pt.get('steps')} steps x {pt.get('batch_size')} x {pt.get('seq_len')} tokens = "
               f"{pt.get('tokens') or 0:,} tokens in {pt.get('stage_s', 0):.0f} s "
-              f"({pt.get('tokens_per_s', 0):,.0f} tokens/s)",
+              f"({pt.get('tokens_per_s', 0):,.0f} tokens/s)"
+              + (f"; the corpus here: {pt['corpus_files']} files, {pt['corpus_train_tokens']:,} "
+                 f"training tokens, read {pt['passes']} times" if pt.get("corpus_files") else ""),
               f"- final training loss {pt.get('final_loss')}, validation loss {pt.get('val_loss')}, "
               f"**validation {pt.get('val_bpb')} bits per byte**"]
         if pt.get("copy_acc") is not None:

@@ -65,6 +65,10 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
     assert "| read | edited |" in report                       # how far the runs got
     assert "tier1**: " in report and "traceback ends on the buggy line" in report  # what tier 1 means
     assert "optimizer muon" in report
+    pt = summary["stages"]["pretrain"]      # the corpus pretraining read, and how many times
+    assert pt["corpus_files"] == 40 and pt["corpus_train_tokens"] > 0
+    assert pt["passes"] == round(pt["tokens"] / pt["corpus_train_tokens"], 2)
+    assert f"training tokens, read {pt['passes']} times" in report
     for png in ("pretrain_loss.png", "sft_loss.png", "success_by_kind.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     # the trained model is a model directory the agent can use
