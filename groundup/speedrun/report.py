@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from groundup.io import atomic_write_json, atomic_write_text, read_jsonl
+from groundup.tasks import TIER_MEANING
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,13 +116,6 @@ def plot_success(summary: dict[str, Any], path: Path) -> Path | None:
 
 # ----------------------------------------------------------------------------- the card
 
-TIER_MEANING = {   # groundup/tasks/generate.py
-    "tier1": "the failing test's traceback ends on the buggy line",
-    "tier2": "the bug is in a helper, in a module no test names",
-    "tier3": "two bugs, or a function to implement from its docstring",
-}
-
-
 def headline(results: dict[str, dict]) -> dict[str, Any]:
     by_tier = (results.get("eval") or {}).get("by_tier", {})
     return {t: {"solved": s["solved"], "total": s["total"]} for t, s in by_tier.items()}
@@ -150,10 +144,11 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
     tk, pt, tr, st = (results.get(k) or {} for k in ("tokenizer", "pretrain", "trajectories", "sft"))
     L: list[str] = [f"# groundup speedrun — report card (`{preset_name}` preset)", ""]
     L += ["## Headline", ""]
+    meaning = {f"tier{t}": m for t, m in TIER_MEANING.items()}      # summary.json's keys
     for tier, s in headline(results).items():
         pct = 100 * s["solved"] / s["total"] if s["total"] else 0
         L.append(f"- **{tier}**: {s['solved']} / {s['total']} held-out tasks solved ({pct:.0f}%)"
-                 + (f" -- {TIER_MEANING[tier]}" if tier in TIER_MEANING else ""))
+                 + (f" -- {meaning[tier]}" if tier in meaning else ""))
     L += [f"- whole pipeline: {wall_s / 60:.1f} minutes of stage time", ""]
     L += ["## Environment", "", "| | |", "|---|---|"]
     L += [f"| {k} | {v} |" for k, v in env.items()]

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from groundup.errors import UserError
+from groundup.tasks import TIER_MEANING
 
 
 def _tiers(text: str) -> list[int]:
@@ -32,11 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "unittest tests and one injected bug).")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     g = sub.add_parser("generate", help="write N tasks per tier to a directory",
-                       description="Generate tasks deterministically from --seed. Tier 1: the "
-                       "failing test's traceback ends on the buggy line (the bug raises there); "
-                       "tier 2: the bug is in a helper in another module; tier 3: two bugs, or a "
-                       "function to implement. The heldout split uses other seeds and "
-                       "identifiers never used in train.")
+                       description="Generate tasks deterministically from --seed. "
+                       + "; ".join(f"Tier {t}: {m}" for t, m in TIER_MEANING.items())
+                       + ". The heldout split uses other seeds and identifiers never used in "
+                       "train.")
     g.add_argument("--n", type=int, default=10, help="tasks per tier (default 10)")
     g.add_argument("--tier", default="1", help="1, 2, 3 or a list like 1,2,3 (default 1)")
     g.add_argument("--split", choices=("train", "heldout"), default="train")
