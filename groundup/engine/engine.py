@@ -213,14 +213,18 @@ _compiling = getattr(torch.compiler, "is_compiling", lambda: False)
 
 class PackedLinear(torch.nn.Linear):
     """A Linear that also holds its weight reordered into oneDNN's blocked layout, used when
-    the input has more than one row (batched decode, prefill); one row still multiplies the
-    plain weight (the matrix-vector product above streams it as fast). Why: the general
-    matmul handles a few rows poorly on CPU -- on the 100M model's weights, 16 rows (16
-    sequences decoding together) took 4x the time of one row; oneDNN's kernel on a weight
-    reordered once for it, 2x (bench/engine.py measures the whole step). Same results to float
-    rounding. The price is a second copy of every linear weight in memory."""
+    the input has more than one row (batched decode, prefill), and for one row when the
+    weight is too big for the cache. Why: the general matmul handles a few rows poorly on CPU
+    -- on the 100M model's weights, 16 rows (16 sequences decoding together) took 4x the time
+    of one row; oneDNN's kernel on a weight reordered once for it, 2x (bench/engine.py
+    measures the whole step). One row (batch-1 decode) streams a big packed weight 1.2-1.6x
+    faster than the plain matrix-vector product (768x768 to 768x32000, 2 cores), while a
+    small one, read from cache, is faster plain (256x256: 0.35x packed). Same results to
+    float rounding. The price is a second copy of every linear weight in memory."""
 
     ROWS_HINT = 16                  # oneDNN's reorder asks for a typical row count (8-128: same speed)
+    ONE_ROW_MIN = 1 << 19           # weights of at least this many elements (2 MB in float32) use
+                                    # the packed copy for one row too
 
     def pack(self) -> None:
         self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach().contiguous(),
@@ -228,8 +232,10 @@ class PackedLinear(torch.nn.Linear):
         self.packed_version = self.weight._version      # an in-place update (an optimizer step) bumps it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() == x.shape[-1] or _compiling() or (torch.is_grad_enabled() and self.weight.requires_grad):
-            # one row; torch.compile tracing; or training (the oneDNN op has no gradient)
+        if ((x.numel() == x.shape[-1] and self.weight.numel() < self.ONE_ROW_MIN) or _compiling()
+                or (torch.is_grad_enabled() and self.weight.requires_grad)):
+            # one row through a small weight; torch.compile tracing; or training (the oneDNN op
+            # has no gradient)
             return torch.nn.functional.linear(x, self.weight, self.bias)
         if self.weight._version != self.packed_version:  # the weight changed since it was packed
             self.pack()
@@ -259,8 +265,8 @@ class Engine:
                  compile: bool = False, prefix_cache: bool = False, pack: bool = True):
         """The engine takes the model over: eval mode, and on CPU the layout of its wide
         weights (cpu_decode_layout) and, with pack=True, a prepacked copy of every float32
-        linear weight for multi-row products (cpu_pack_linears: twice the linear weights' memory,
-        ~2x faster batched decode). compile=True: see below. prefix_cache=True: stream() and
+        linear weight for multi-row products and big one-row ones (cpu_pack_linears: twice the
+        linear weights' memory, ~2x faster batched decode, ~1.1x batch 1 at 100M). compile=True: see below. prefix_cache=True: stream() and
         generate() reuse the k/v of the previous sequence's common prefix (one caller at a time)."""
         self.model = model.eval()
         p = next(model.parameters())
