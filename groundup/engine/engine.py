@@ -266,8 +266,9 @@ class Engine:
         """The engine takes the model over: eval mode, and on CPU the layout of its wide
         weights (cpu_decode_layout) and, with pack=True, a prepacked copy of every float32
         linear weight for multi-row products and big one-row ones (cpu_pack_linears: twice the
-        linear weights' memory, ~2x faster batched decode, ~1.1x batch 1 at 100M). compile=True: see below. prefix_cache=True: stream() and
-        generate() reuse the k/v of the previous sequence's common prefix (one caller at a time)."""
+        linear weights' memory, ~2x faster batched decode, ~1.1x batch 1 at 100M).
+        compile=True: see below. prefix_cache=True: stream() and generate() reuse the k/v of
+        the previous sequence's common prefix (one caller at a time)."""
         self.model = model.eval()
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
