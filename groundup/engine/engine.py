@@ -217,7 +217,7 @@ class PackedLinear(torch.nn.Linear):
     weight is too big for the cache. Why: the general matmul handles a few rows poorly on CPU
     -- on the 100M model's weights, 16 rows (16 sequences decoding together) took 4x the time
     of one row; oneDNN's kernel on a weight reordered once for it, 2x (bench/engine.py
-    measures the whole step). One row (batch-1 decode) streams a big packed weight 1.2-1.6x
+    measures the whole step). One row (batch-1 decode) streams a big packed weight 1.1-1.6x
     faster than the plain matrix-vector product (768x768 to 768x32000, 2 cores), while a
     small one, read from cache, is faster plain (256x256: 0.35x packed). Same results to
     float rounding. The price is a second copy of every linear weight in memory."""
