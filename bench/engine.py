@@ -142,9 +142,13 @@ def main() -> None:
     # a decode step reads every weight once, except the embedding table (one row)
     read_bytes = (nparams - cfg.vocab_size * cfg.dim * (0 if cfg.tie_embeddings else 1)) * eng.model.lm_head.weight.element_size()
     print(f"\n[100M] params={nparams / 1e6:.1f}M  weights read per token={read_bytes / 1e6:.0f} MB")
+    # the anchor is measured before and after the decode runs and the higher value kept: on a
+    # shared machine the copy rate moved 22-35 GB/s between runs, and a low reading would
+    # flatter the fraction
+    bw_before = copy_bandwidth(device)
     ours = decode_rate(our_gen(eng, prompt), n // 2, reps)
     theirs = decode_rate(hf_gen(hf, prompt, device), n // 2, reps)
-    bw = copy_bandwidth(device)
+    bw = max(bw_before, copy_bandwidth(device))
     limit = bw / read_bytes
     print(f"  decode batch 1: ours {ours:8.1f} tok/s   transformers {theirs:8.1f} tok/s   ratio {ours / theirs:.2f}x  (goal >= 1.1x)")
     print(f"  memory copy bandwidth {bw / 1e9:.1f} GB/s -> limit {limit:.1f} tok/s; ours = {ours / limit:.0%} of it  (goal >= 70%)")
