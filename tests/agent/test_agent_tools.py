@@ -232,10 +232,16 @@ def test_shell_interrupt_kills_the_group(tmp_path):
     import signal
     import threading
     pidfile = tmp_path / "p"
+    # Python's own Ctrl-C handler, even when the tests were started with SIGINT ignored
+    # (`cmd &` in a script does that, and then no KeyboardInterrupt would ever come)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        shell.run_command(f"echo $$ > {pidfile}; sleep 30", tmp_path, timeout=20)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            shell.run_command(f"echo $$ > {pidfile}; sleep 30", tmp_path, timeout=20)
+    finally:
+        signal.signal(signal.SIGINT, old)
     pid = int(pidfile.read_text())
     time.sleep(0.1)
     assert not alive(pid)

@@ -1,5 +1,6 @@
 """The interactive mode tried as a new user would, in a pseudo-terminal (pexpect)."""
 
+import signal
 import time
 
 import pexpect
@@ -31,10 +32,12 @@ def test_interactive_session_in_a_terminal(tmp_path):
         # third message: the session goes on after the interrupt
         {"content": "Still here after the interrupt."},
     ])
+    # SIG_DFL in the child: under `cmd &` a shell starts the tests with Ctrl-C ignored, the
+    # child would inherit that, and Python then never raises KeyboardInterrupt
     child = pexpect.spawn(GROUNDUP[0], GROUNDUP[1:] + ["--model", model], cwd=str(repo),
                           env=dict(cli_env(tmp_path), TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1"),
-                          encoding="utf-8", timeout=30,
-                          dimensions=(50, 140))
+                          encoding="utf-8", timeout=30, dimensions=(50, 140),
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         child.expect("session ")
         child.expect_exact(">")
