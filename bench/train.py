@@ -8,7 +8,14 @@ tokens/s of each and the ratio groundup / transformers, for float32 and bf16 aut
 groundup under torch.compile (--compile; compile time is excluded and reported apart) and with
 the Muon optimizer (--muon: what its Newton-Schulz iterations add to a step).
 
+--sft F times a fine-tuning step instead: only a share F of the targets carries a loss (the
+assistant's turns, spans of 64 tokens; the cpu preset's rows have ~0.25). transformers computes
+the logits of every position and ignores the rest (labels = -100, as its Trainer does); groundup
+asks its model for the logits of the counted positions only (`select=`, as groundup's trainer
+does), which is the whole difference measured.
+
     python bench/train.py [--depth 4] [--batch 8] [--seq 256] [--vocab 4096] [--steps 6] [--compile] [--muon]
+    python bench/train.py --sft 0.25 --depth 3 --seq 2048 --dtypes fp32     # the cpu preset's SFT step
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from groundup.model import ModelConfig, Transformer
+from groundup.train.data import IGNORE
 from groundup.train.optim import make_optimizer
 
 
@@ -35,14 +43,16 @@ def hf_model(cfg: ModelConfig):
     return LlamaForCausalLM(hc).train()
 
 
-def make_step(model, hf: bool, dtype: str, optimizer: str = "adamw"):
+def make_step(model, hf: bool, dtype: str, optimizer: str = "adamw", select: bool = False):
     opt = make_optimizer(model, 1e-3, kind=optimizer)
     dev = next(model.parameters()).device.type
 
     def step(x, y):
+        sel = (y != IGNORE) if select else None
         with (torch.autocast(dev, dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()):
-            logits = model(input_ids=x).logits if hf else model(x)         # (B, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            logits = model(input_ids=x).logits if hf else model(x, select=sel)   # (B, T, V) | (N, V)
+        y = y if sel is None else y[sel]
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.flatten(), ignore_index=IGNORE)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -73,26 +83,39 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--muon", action="store_true",
                     help="also time groundup with --optimizer muon (the step's extra cost)")
+    ap.add_argument("--sft", type=float, default=0.0, metavar="F",
+                    help="time a fine-tuning step: a share F of the targets carries the loss")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
     cfg = ModelConfig.from_depth(a.depth, a.vocab, max_seq_len=a.seq)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
     y = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
+    if a.sft:      # spans of 64 counted targets, as many as give the share F
+        if not 0.0 < a.sft <= 1.0:
+            raise SystemExit(f"--sft takes a share in (0, 1], got {a.sft}")
+        keep = torch.zeros(a.batch, a.seq, dtype=torch.bool)
+        for b in range(a.batch):
+            for s in range(0, a.seq, max(64, int(64 / a.sft))):
+                keep[b, s:s + 64] = True
+        y = y.masked_fill(~keep, IGNORE)
     print(f"depth {a.depth} ({cfg.dim} wide, {cfg.n_layers} layers), vocab {a.vocab}, batch {a.batch} x "
           f"seq {a.seq}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {a.device}")
+    if a.sft:
+        print(f"fine-tuning step: {float((y != IGNORE).float().mean()):.0%} of the targets carry the loss")
     x, y = x.to(a.device), y.to(a.device)
     for dtype in a.dtypes.split(","):
         torch.manual_seed(0)
         ours = Transformer(cfg).to(a.device)
         ours.init_weights()
         theirs = hf_model(cfg).to(a.device)
-        variants = {"groundup": make_step(ours, False, dtype), "transformers": make_step(theirs, True, dtype)}
+        variants = {"groundup": make_step(ours, False, dtype, select=bool(a.sft)),
+                    "transformers": make_step(theirs, True, dtype)}
         if a.muon:
             torch.manual_seed(0)
             mu = Transformer(cfg).to(a.device)
             mu.init_weights()
-            variants["groundup+muon"] = make_step(mu, False, dtype, "muon")
+            variants["groundup+muon"] = make_step(mu, False, dtype, "muon", select=bool(a.sft))
         if a.compile:
             torch.manual_seed(0)
             comp = Transformer(cfg).to(a.device)

@@ -204,8 +204,14 @@ class Transformer(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, idx: torch.Tensor, cache: list[KV] | None = None, pos: int | torch.Tensor = 0,
-                mask: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+                mask: torch.Tensor | None = None, last_only: bool = False,
+                select: torch.Tensor | None = None) -> torch.Tensor:
         """idx (B, T) token ids -> logits (B, T, V) float32 ((B, 1, V) with last_only).
+
+        select: a boolean (B, T) -- logits (N, V) for its N true positions only, in row order.
+        Fine-tuning puts the loss on a quarter of the tokens (the assistant's); the output head
+        and the cross-entropy over the other three quarters would be work thrown away (a
+        1.6x faster step at depth 3, bench/train.py --sft).
 
         cache: per-layer (k, v) tensors (B, Hkv, T_max, D) to write this call's k/v into.
         pos: where idx starts -- an int shared by all rows, or a (B,) tensor (then T == 1 and
@@ -227,4 +233,6 @@ class Transformer(nn.Module):
             x = layer(x, cos, sin, None if cache is None else cache[i], pos, mask)
         if last_only:
             x = x[:, -1:, :]
+        elif select is not None:
+            x = x[select]                                              # (N, C)
         return self.lm_head(self.norm(x)).float()                      # (B, T, V)

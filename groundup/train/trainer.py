@@ -213,9 +213,10 @@ def _trim_metrics(path: Path, step: int) -> None:
 # ----------------------------------------------------------------------------- helpers
 
 def loss_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Summed cross-entropy (nats) over the targets that count: y == IGNORE carries no loss."""
-    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE,  # (B*T, V)
-                           reduction="sum")
+    """Summed cross-entropy (nats) over the targets that count: y == IGNORE carries no loss.
+    logits (B, T, V) with y (B, T), or already selected: (N, V) with y (N,)."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.flatten(),  # (B*T, V)
+                           ignore_index=IGNORE, reduction="sum")
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -292,18 +293,20 @@ def evaluate(model, dataset, token_bytes: np.ndarray | None, cfg: LoopConfig, d:
     tot = torch.zeros(6, dtype=torch.float64)
     rows = max(1, cfg.eval_tokens // cfg.seq_len)
     for x, y in eval_batches(dataset, batch, rows, d.rank, d.world):
-        with _autocast(cfg, d.device):
-            logits = model(x.to(d.device))
         y = y.to(d.device)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE,
-                               reduction="none").view_as(y).double().cpu()   # (B, T)
-        valid = (y != IGNORE).cpu()
-        tot[0] += loss[valid].sum()
-        tot[1] += valid.sum()
+        sel = y != IGNORE                                                  # (B, T)
+        with _autocast(cfg, d.device):
+            logits = model(x.to(d.device), select=sel)                     # (N, V): targets that count
+        ys = y[sel]
+        loss = F.cross_entropy(logits.float(), ys, reduction="none").double().cpu()   # (N,)
+        tot[0] += loss.sum()
+        tot[1] += ys.numel()
         if isinstance(cfg, SFTConfig):
-            tot[4:6] += torch.tensor(turn_hits(logits.argmax(-1).cpu(), y.cpu()), dtype=torch.float64)
+            pred = y.clone()                       # positions without a target never count
+            pred[sel] = logits.argmax(-1)
+            tot[4:6] += torch.tensor(turn_hits(pred.cpu(), y.cpu()), dtype=torch.float64)
         if tb is not None:
-            nb = torch.where(valid, tb[y.cpu().clamp(min=0)], 0)              # (B, T) bytes per target
+            nb = tb[ys.cpu()]                                              # (N,) bytes per target
             tot[2] += nb.sum()
             tot[3] += loss[nb > 0].sum()
     model.train()
@@ -440,9 +443,12 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             sync = d.world == 1 or i == len(batches) - 1
             with (contextlib.nullcontext() if sync else fwd.no_sync()):
+                # logits only where a target counts (fine-tuning: the assistant's tokens); a
+                # compiled model keeps static shapes and computes them all
+                sel = None if cfg.compile or not (y == IGNORE).any() else y != IGNORE
                 with _autocast(cfg, d.device):
-                    logits = fwd(x)                                            # (B, T, V)
-                loss = loss_sum(logits, y)
+                    logits = fwd(x, select=sel)                     # (B, T, V), or (N, V)
+                loss = loss_sum(logits, y if sel is None else y[sel])
                 (loss * (d.world / n_tgt)).backward()    # DDP averages over ranks: undo that
             step_loss += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -176,3 +176,31 @@ def test_lr_scale_multiplies_the_default_fine_tuning_rate(base_run, tok_dir, tmp
         lrs[scale] = [r["lr"] for r in recs if "loss" in r]
     assert len(lrs[1.0]) == 3 and max(lrs[1.0]) > 0
     assert lrs[3.0] == pytest.approx([3 * x for x in lrs[1.0]])
+
+
+def test_logits_only_where_targets_count_give_the_full_forwards_loss_and_gradients():
+    """The trainer asks the model for logits at the assistant's positions only (select=): the
+    loss and every parameter's gradient must be those of the full (B, T, V) forward."""
+    from groundup.model import ModelConfig, Transformer
+    torch.manual_seed(0)
+    m = Transformer(ModelConfig.from_depth(2, 300, max_seq_len=64, tie_embeddings=True))
+    m.init_weights()
+    x = torch.randint(0, 300, (3, 64))
+    y = torch.randint(0, 300, (3, 64))
+    y[:, :20] = IGNORE                                        # a prompt, then a turn, then a result
+    y[1, 40:55] = IGNORE
+    y[2] = IGNORE                                             # a row with no target at all
+    sel = y != IGNORE
+
+    full = loss_sum(m(x), y)
+    full.backward()
+    g_full = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    logits = m(x, select=sel)
+    assert logits.shape == (int(sel.sum()), 300)
+    assert torch.allclose(logits, m(x)[sel], atol=1e-5)       # the same rows, in row order
+    part = loss_sum(logits, y[sel])
+    part.backward()
+    assert torch.allclose(part, full, rtol=1e-5)
+    for n, p in m.named_parameters():
+        assert torch.allclose(p.grad, g_full[n], rtol=1e-4, atol=1e-7), n
