@@ -77,7 +77,7 @@ PRESETS: dict[str, Preset] = {
         eval_tasks={1: 2, 2: 1, 3: 1}, max_agent_steps=6, eval_workers=2,
         eval_every=20, save_every=20,
     ),
-    # measured on a 2-core AVX2 CPU (fp32; bf16 is ~10x slower without AVX512-BF16/AMX,
+    # measured on a 2-core AVX2 CPU (fp32; bf16 is ~10x slower there, and 1.5x slower on CPUs with AVX512-BF16 but no AMX;
     # torch.compile gained <10% for 45-90 s of compiling): depth 3 trains at ~4.5k tokens/s,
     # depth 4 at ~2.8k. The budget: ~5 min pretraining, ~5 min trajectories, ~13 min SFT,
     # ~5 min evaluation.

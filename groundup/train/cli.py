@@ -50,7 +50,7 @@ def _loop_args(p: argparse.ArgumentParser) -> None:
                    help="continue the run in --out from its last good checkpoint (same settings)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, data order and sampling")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
-                   help="auto: bf16 autocast on a GPU or a CPU with AVX512-BF16/AMX, else float32")
+                   help="auto: bf16 autocast on a GPU or a CPU with AMX, else float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--nproc", type=int, default=1,

@@ -23,9 +23,10 @@ Design choices:
   finished run returns at once (the speedrun re-runs its stages for free).
 - When it is done, the run directory is a model directory (config.json + model.safetensors +
   the tokenizer), with checkpoints/, metrics.jsonl and train_config.json beside them.
-- Precision: `dtype="auto"` is bf16 autocast on a GPU with bf16, and on a CPU with AVX512-BF16
-  or AMX (bench/train.py: bf16 1.8x faster than float32 on 2 threads of the H100 host's CPU);
-  float32 elsewhere: on an AVX2-only AMD EPYC bf16 autocast measured ~10x *slower*.
+- Precision: `dtype="auto"` is bf16 autocast on a GPU with bf16, and on a CPU with AMX
+  (bench/train.py: bf16 1.8x faster than float32 on 2 threads of the H100 host's CPU);
+  float32 elsewhere: bf16 autocast measured ~10x *slower* on an AVX2-only AMD EPYC, and 1.5x
+  slower on a Xeon with AVX512-BF16 but no AMX.
   Master weights, optimizer state and the loss stay float32 in every case.
 - torch.compile is off by default: on a GPU it doubles throughput (bench/train.py), but on a
   CPU it costs 45-90 s of compilation for a <= 1.2x gain, a loss inside a 30-minute budget.
@@ -220,9 +221,9 @@ def loss_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPUs on which bf16 autocast beats float32 (bench/train.py)."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, p, lambda: False)() for p in probes)
+    """AMX: the CPUs on which bf16 autocast beats float32 (bench/train.py). AVX512-BF16 alone
+    is not enough: on a 2-core Xeon with it and no AMX, bf16 trained 1.5x *slower* than fp32."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def resolve_dtype(cfg: LoopConfig, device: torch.device) -> str:
