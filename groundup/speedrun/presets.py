@@ -79,8 +79,8 @@ PRESETS: dict[str, Preset] = {
     ),
     # measured on a 2-core AVX2 CPU (fp32; bf16 is ~10x slower there, and 1.5x slower on CPUs with AVX512-BF16 but no AMX;
     # torch.compile gained <10% for 45-90 s of compiling): depth 3 trains at ~4.5k tokens/s,
-    # depth 4 at ~2.8k. The budget: ~5 min pretraining, ~5 min trajectories, ~13 min SFT,
-    # ~5 min evaluation.
+    # depth 4 at ~2.8k. The budget there: ~5 min pretraining, ~3 min trajectories, ~9-11 min
+    # SFT, ~4 min evaluation; on a 2-core AVX-512 Xeon the whole pipeline takes 12 min (docs/08).
     "cpu": Preset(
         name="cpu", vocab_size=4096, depth=3, pretrain_steps=160, pretrain_batch=16,
         optimizer="muon",                 # same 160 steps: 1.42 bits/byte vs 1.63 with AdamW (docs/08)
