@@ -217,14 +217,17 @@ class PackedLinear(torch.nn.Linear):
     weight is too big for the cache. Why: the general matmul handles a few rows poorly on CPU
     -- on the 100M model's weights, 16 rows (16 sequences decoding together) took 4x the time
     of one row; oneDNN's kernel on a weight reordered once for it, 2x (bench/engine.py
-    measures the whole step). One row (batch-1 decode) streams a big packed weight 1.1-1.6x
-    faster than the plain matrix-vector product (768x768 to 768x32000, 2 cores), while a
-    small one, read from cache, is faster plain (256x256: 0.35x packed). Same results to
-    float rounding. The price is a second copy of every linear weight in memory."""
+    measures the whole step). One row (batch-1 decode) is CPU-dependent: on an AVX2 EPYC a
+    big packed weight streams 1.1-1.6x faster than the plain matrix-vector product (768x768
+    to 768x32000, 2 cores; a small one, read from cache, is faster plain: 256x256 0.35x
+    packed), on an AVX-512 Xeon MKL's plain product is the faster (100M model, batch 1: 60.9
+    against 52.4 tok/s). Same results to float rounding. The price is a second copy of every
+    linear weight in memory."""
 
     ROWS_HINT = 16                  # oneDNN's reorder asks for a typical row count (8-128: same speed)
-    ONE_ROW_MIN = 1 << 19           # weights of at least this many elements (2 MB in float32) use
-                                    # the packed copy for one row too
+    # weights of at least this many elements use the packed copy for one row too: 2^19 (2 MB in
+    # float32) where the CPU's best vector unit is AVX2, never elsewhere
+    ONE_ROW_MIN = 1 << 19 if torch.backends.cpu.get_cpu_capability() == "AVX2" else 1 << 62
 
     def pack(self) -> None:
         self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach().contiguous(),

@@ -323,18 +323,24 @@ def test_on_cpu_the_engine_prepacks_linears_for_multi_row_products(hf_and_dir):
 
 def test_big_weights_use_the_packed_copy_for_one_row_too(hf_and_dir, monkeypatch):
     """Batch-1 decode multiplies one row by each weight: a weight too big for the cache
-    (ONE_ROW_MIN elements) streams faster packed, a small one plain. Both give the plain
-    product; here every weight counts as big, and one sequence decodes the same tokens."""
+    (ONE_ROW_MIN elements) streams faster packed on an AVX2 CPU, a small one plain. Both give
+    the plain product; here every weight counts as big, and one sequence decodes the same tokens."""
     from groundup.engine.engine import PackedLinear
-    big = torch.nn.Sequential(torch.nn.Linear(1024, PackedLinear.ONE_ROW_MIN // 1024))
+    monkeypatch.setattr(PackedLinear, "ONE_ROW_MIN", 0)
+    big = torch.nn.Sequential(torch.nn.Linear(1024, 512))
     from groundup.engine.engine import cpu_pack_linears
     cpu_pack_linears(big)
     if not isinstance(big[0], PackedLinear):
         pytest.skip("this torch has no oneDNN linear ops")
     x = torch.randn(1, 1024)
+    calls = []
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise",
+                        lambda x, *a, _f=torch.ops.mkldnn._linear_pointwise: calls.append(len(x)) or _f(x, *a))
     with torch.inference_mode():
         torch.testing.assert_close(big(x), torch.nn.functional.linear(x, big[0].weight, big[0].bias),
                                    atol=1e-4, rtol=1e-5)
+    assert calls == [1]                                         # the one row went through the packed copy
+    monkeypatch.undo()
     monkeypatch.setattr(PackedLinear, "ONE_ROW_MIN", 0)
     plain = Engine(load_model(hf_and_dir[1]), pack=False)
     packed = Engine(load_model(hf_and_dir[1]))
