@@ -12,7 +12,7 @@ Design choices:
   parameters, 1-2k tokens of context): run the test suite (`python -m unittest -q`, the same
   command every time: nothing to copy), find the function (read the module the test names,
   or grep for its def and read from that line), edit one line copied from what was just
-  read (from the indentation's last space when the rest is unique in the file), run the
+  read (indentation included), run the
   tests again, answer in one line. When the traceback ends on the buggy line (every tier-1
   task), that line is read again on its own first, so the edit copies from a one-line output.
   The prose names nothing it would have to copy (a name after a space is a different BPE
@@ -210,21 +210,18 @@ def _first_line(rec: Recorder, gold: dict[str, Any]) -> int:
 
 
 def _edit_strings(rec: Recorder, gold: dict[str, Any]) -> tuple[str, str]:
-    """(old_string, new_string) for a gold edit. A one-line edit keeps a single space of the
-    line's indentation when the rest of the line occurs only once in the file (edit_file needs
-    a unique match, not a whole line). Why one space: the BPE writes `        return x` as an
-    indentation token, then ` return` *with* its space; `" return x"` in the call is the same
-    ` return` token, so the model copies the line token for token from read_file's output, and
-    never has to count an indentation's width (the model got 3 spaces for 7 in most failed
-    edits)."""
-    old, new = gold["old"], gold["new"]
-    if "\n" in old or "\n" in new:
-        return old, new
-    cut = len(old) - len(old.lstrip()) - 1          # keep the indentation's last space
-    text = (rec.root / gold["path"]).read_text(encoding="utf-8")
-    if cut > 0 and new[:cut] == old[:cut] and text.count(old[cut:]) == 1:
-        return old[cut:], new[cut:]
-    return old, new
+    """(old_string, new_string) for a gold edit: the whole line(s), indentation included.
+
+    Why the indentation: the BPE writes `        rail = ...` as an indentation token (7 spaces)
+    and then ` rail`. The line was just read on its own (`_read_traceback_line`), so the most
+    recent indentation token in the context is followed by the line's first word, and an
+    induction head -- which continues from the last occurrence of the current token -- copies
+    the rest. Starting `old_string` at the indentation's last space instead (`" rail = ..."`,
+    sessions 15-31) made the model *start* the copy at ` rail` after `"`, a lookup it rarely
+    learned: 13 / 100 tier-1 tasks against 19 / 100 with the whole line (docs/08, thirty-second
+    run). (Before the line was read alone, the whole line lost: among a module's many
+    indentations the model picked 3 spaces for 7.)"""
+    return gold["old"], gold["new"]
 
 
 def _read_traceback_line(rec: Recorder, gold: dict[str, Any], tests: str, n: int) -> None:

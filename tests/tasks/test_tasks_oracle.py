@@ -51,18 +51,20 @@ def test_trajectories_use_the_agents_prompt_tools_and_format(tmp_path):
         assert "OK" in last_bash["content"] and "[exit code 0]" in last_bash["content"]
         text = render_text(msgs, row["tools"])
         assert "<|tool_call|>edit_file{" in text
-        # a one-line edit whose code is unique starts at the indentation's last space: the
-        # same BPE tokens as the line in read_file's output, nothing to count
-        for m in msgs:
+        # a one-line edit that applies copies the whole line, indentation included: the line
+        # as read_file printed it just before, token for token
+        for i, m in enumerate(msgs):
             for c in m.get("tool_calls", []):
                 args = c["arguments"]
                 old = args.get("old_string", "")
-                if c["name"] == "edit_file" and "\n" not in old and old != old.lstrip():
-                    if old[1] != " " and args["new_string"][:2] != "  ":
-                        short_edits.append(old)
-                        text = (dirs[0].parent / row["task"] / "repo" / args["path"]).read_text()
-                        assert text.count(old.lstrip()) == 1 and f"\n{old}" not in text
-    assert short_edits
+                ok = not msgs[i + 1]["content"].startswith("error:")
+                if c["name"] == "edit_file" and "\n" not in old and ok:
+                    text = (dirs[0].parent / row["task"] / "repo" / args["path"]).read_text()
+                    assert old in text.splitlines(), old
+                    new = args["new_string"]
+                    assert len(new) - len(new.lstrip()) == len(old) - len(old.lstrip())
+                    short_edits.append(old)
+    assert any(old != old.lstrip() for old in short_edits)
 
 
 def test_recoveries_are_recorded_and_react_to_tool_errors(tmp_path):
