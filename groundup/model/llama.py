@@ -213,9 +213,9 @@ class Transformer(nn.Module):
         """idx (B, T) token ids -> logits (B, T, V) float32 ((B, 1, V) with last_only).
 
         select: a boolean (B, T) -- logits (N, V) for its N true positions only, in row order.
-        Fine-tuning puts the loss on a quarter of the tokens (the assistant's); the output head
-        and the cross-entropy over the other three quarters would be work thrown away (a
-        1.6x faster step at depth 3, bench/train.py --sft).
+        Fine-tuning puts the loss on the assistant's tokens only (12% of the cpu preset's rows);
+        the output head and the cross-entropy over the rest would be work thrown away (the step
+        at that shape: 1.76x transformers', bench/train.py --sft).
 
         cache: per-layer (k, v) tensors (B, Hkv, T_max, D) to write this call's k/v into.
         pos: where idx starts -- an int shared by all rows, or a (B,) tensor (then T == 1 and

@@ -77,10 +77,11 @@ PRESETS: dict[str, Preset] = {
         eval_tasks={1: 2, 2: 1, 3: 1}, max_agent_steps=6, eval_workers=2,
         eval_every=20, save_every=20,
     ),
-    # measured on a 2-core AVX2 CPU (fp32; bf16 is ~10x slower there, and 1.5x slower on CPUs with AVX512-BF16 but no AMX;
-    # torch.compile gained <10% for 45-90 s of compiling): depth 3 trains at ~4.5k tokens/s,
-    # depth 4 at ~2.8k. The budget there: ~5 min pretraining, ~3 min trajectories, ~9-11 min
-    # SFT, ~4 min evaluation; on a 2-core AVX-512 Xeon the whole pipeline takes 12 min (docs/08).
+    # measured on a 2-core AVX2 CPU (fp32: bf16 is ~10x slower there, and 1.5x slower on a CPU
+    # with AVX512-BF16 but no AMX; torch.compile gained <10% for 45-90 s of compiling): depth 3
+    # trains at ~4.5k tokens/s, depth 4 at ~2.8k. The budget there: ~5 min pretraining, ~3 min
+    # trajectories, ~9-11 min SFT, ~4 min evaluation; on a 2-core AVX-512 Xeon the whole
+    # pipeline takes 11-12 min (docs/08).
     "cpu": Preset(
         name="cpu", vocab_size=4096, depth=3, pretrain_steps=160, pretrain_batch=16,
         optimizer="muon",                 # same 160 steps: 1.42 bits/byte vs 1.63 with AdamW (docs/08)
