@@ -30,7 +30,9 @@ Design choices:
 - The loss mask is 1 exactly on what the assistant produces (its text, its tool calls, its
   <|end_of_turn|>) and 0 on everything it is given, the <|assistant|> header included (the
   harness writes the header; the model only has to continue it). A malformed call kept in
-  the history (one with `error` set) is masked too: train the recovery, not the mistake.
+  the history (one with `error` set) is masked too: train the recovery, not the mistake. So is
+  an assistant message marked `"train": false` (a scripted mistake in oracle data: a path that
+  does not exist, an edit that does not match), text and calls alike.
 - Each piece is encoded on its own and the ids concatenated, so a special token is always
   exactly one id and user text can never forge one (it is encoded as ordinary text).
 - Parsing never raises: a malformed call (no name, bad JSON, unknown tool, arguments that do
@@ -130,7 +132,7 @@ def render_segments(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str
         role = m.get("role")
         if role not in HEADERS:
             raise ValueError(f"unknown message role {role!r} (expected one of {list(HEADERS)})")
-        mask = 1 if role == "assistant" else 0
+        mask = 1 if role == "assistant" and m.get("train", True) else 0
         segs.append((HEADERS[role], True, 0))
         content = m.get("content")
         if isinstance(content, list):   # content blocks -> their text, in order
@@ -140,7 +142,7 @@ def render_segments(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str
             # a malformed call stays in context (the model must see what it got wrong) but is
             # not trained on: fine-tuning should teach the recovery, not the mistake
             c = call.to_dict() if isinstance(call, ToolCall) else call
-            cm = 0 if c.get("error") else 1
+            cm = 0 if c.get("error") or not mask else 1
             segs += [(TOOL_CALL, True, cm), (render_call(c), False, cm), (END_TOOL_CALL, True, cm)]
         segs.append((EOT, True, mask))
     if add_generation_prompt:

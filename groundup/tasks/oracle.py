@@ -66,11 +66,16 @@ class Recorder:
             {"role": "user", "content": task.problem_statement}]
         self.calls = 0
 
-    def call(self, text: str, name: str, **arguments: Any) -> ToolResult:
+    def call(self, text: str, name: str, mistake: bool = False, **arguments: Any) -> ToolResult:
+        """Run one tool call and record it with its result. `mistake`: a scripted wrong call,
+        kept in the conversation (the model sees the error and the recovery) but marked
+        `train: false`, so fine-tuning does not teach the mistake itself."""
         self.calls += 1
         call = ToolCall(name, arguments, id=f"call_{self.calls}")
-        self.messages.append({"role": "assistant", "content": text,
-                              "tool_calls": [call.to_dict()]})
+        msg: dict[str, Any] = {"role": "assistant", "content": text, "tool_calls": [call.to_dict()]}
+        if mistake:
+            msg["train"] = False
+        self.messages.append(msg)
         result = self.toolbox.execute(call)
         self.messages.append({"role": "tool", "tool_call_id": call.id, "name": name,
                               "content": result.content})
@@ -173,7 +178,7 @@ def _locate(rec: Recorder, rng: random.Random, mode: str, path: str, unit: str,
     text = "Let me find the function the test calls."
     if mode == "guess":
         guess = _test_path(tid).split("/")[-1][len("test_"):]
-        r = rec.call("Let me read the module the test is for.", "read_file", path=guess)
+        r = rec.call("Let me read the module the test is for.", "read_file", mistake=True, path=guess)
         assert r.is_error, "the wrong guess exists"
         text = "It does not exist. Let me search for the function."
     line = _search(rec, name, path, text)
@@ -241,7 +246,7 @@ def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
     if rng.random() < P_BAD_EDIT:
         bad = _bad_old_string(rec, gold, old, rng)
         if (rec.root / path).read_text(encoding="utf-8").count(bad) == 0:
-            r = rec.call(_describe(gold), "edit_file", path=path, old_string=bad,
+            r = rec.call(_describe(gold), "edit_file", mistake=True, path=path, old_string=bad,
                          new_string=new)
             assert r.is_error, "the deliberately wrong edit matched"
             # read just the line(s) again -- their number was in the output read before --

@@ -47,6 +47,21 @@ def test_render_layout_and_mask():
     assert render_text(msgs[:2], None, add_generation_prompt=True).endswith("<|end_of_turn|><|assistant|>")
 
 
+def test_a_scripted_mistake_stays_in_context_without_loss():
+    """An assistant message marked train: false (oracle data: a wrong path on purpose) is
+    rendered like any other -- the model must see the mistake and its error -- but no token of
+    it, text or call, carries loss; the recovery after it does."""
+    msgs = [{"role": "user", "content": "U"},
+            {"role": "assistant", "content": "Guess.", "train": False,
+             "tool_calls": [{"id": "c1", "name": "read_file", "arguments": {"path": "no.py"}}]},
+            {"role": "tool", "tool_call_id": "c1", "name": "read_file", "content": "error: no.py does not exist"},
+            {"role": "assistant", "content": "Search.",
+             "tool_calls": [{"id": "c2", "name": "read_file", "arguments": {"path": "a.py"}}]}]
+    assert 'Guess.<|tool_call|>read_file{"path": "no.py"}' in render_text(msgs, TOOLS[:1])
+    trained = "".join(t for t, _, m in render_segments(msgs, TOOLS[:1]) if m)
+    assert trained == 'Search.<|tool_call|>read_file{"path": "a.py"}<|end_tool_call|><|end_of_turn|>'
+
+
 def test_malformed_calls_become_errors_not_exceptions():
     out = ("x" + TOOL_CALL + 'read_file{"path":1}' + END_TOOL_CALL
            + TOOL_CALL + 'read_file{"path":"a","extra":2}' + END_TOOL_CALL

@@ -58,6 +58,8 @@ def test_trajectories_use_the_agents_prompt_tools_and_format(tmp_path):
                 args = c["arguments"]
                 old = args.get("old_string", "")
                 ok = not msgs[i + 1]["content"].startswith("error:")
+                # a call that fails on purpose (a recovery to learn) is kept out of the loss
+                assert ok == m.get("train", True)
                 if c["name"] == "edit_file" and "\n" not in old and ok:
                     text = (dirs[0].parent / row["task"] / "repo" / args["path"]).read_text()
                     assert old in text.splitlines(), old
