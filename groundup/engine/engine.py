@@ -40,6 +40,7 @@ from groundup.engine.kvcache import KVCache
 from groundup.engine.sampling import Sampler, SamplingParams, sample_rows
 from groundup.errors import UserError
 from groundup.model import Transformer, load_model, parse_dtype
+from groundup.model.llama import is_compiling
 
 
 @dataclass
@@ -208,9 +209,6 @@ def cpu_decode_layout(model: torch.nn.Module) -> None:
             m.weight.data = m.weight.data.t().contiguous().t()
 
 
-_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
-
-
 class PackedLinear(torch.nn.Linear):
     """A Linear that also holds its weight reordered into oneDNN's blocked layout, used when
     the input has more than one row (batched decode, prefill), and for one row when the
@@ -235,7 +233,7 @@ class PackedLinear(torch.nn.Linear):
         self.packed_version = self.weight._version      # an in-place update (an optimizer step) bumps it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if ((x.numel() == x.shape[-1] and self.weight.numel() < self.ONE_ROW_MIN) or _compiling()
+        if ((x.numel() == x.shape[-1] and self.weight.numel() < self.ONE_ROW_MIN) or is_compiling()
                 or (torch.is_grad_enabled() and self.weight.requires_grad)):
             # one row through a small weight; torch.compile tracing; or training (the oneDNN op
             # has no gradient)

@@ -40,7 +40,7 @@ from groundup.model.rope import apply_rope, inv_frequencies, rope_table, signed_
 KV = tuple[torch.Tensor, torch.Tensor]   # one layer's cache: k, v each (B, n_kv_heads, T_max, head_dim)
 
 
-_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
+is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
 
 
 @functools.lru_cache(maxsize=64)
@@ -107,7 +107,7 @@ class Attention(nn.Module):
                                                        enable_gqa=self.group > 1)
             else:                                           # ragged decode: row b is at position pos[b]
                 # (a traced graph makes its own arange: torch.compile does not trace through a cache)
-                rows = torch.arange(B, device=x.device) if _compiling() else _arange(B, x.device)
+                rows = torch.arange(B, device=x.device) if is_compiling() else _arange(B, x.device)
                 kc[rows, :, pos] = k[:, :, 0]               # (B, Hkv, D) scattered to each row's slot
                 vc[rows, :, pos] = v[:, :, 0]
                 L = mask.shape[-1]                          # the longest row's length

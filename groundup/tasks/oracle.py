@@ -214,21 +214,6 @@ def _first_line(rec: Recorder, gold: dict[str, Any]) -> int:
     return text[: text.index(gold["old"])].count("\n") + 1
 
 
-def _edit_strings(rec: Recorder, gold: dict[str, Any]) -> tuple[str, str]:
-    """(old_string, new_string) for a gold edit: the whole line(s), indentation included.
-
-    Why the indentation: the BPE writes `        rail = ...` as an indentation token (7 spaces)
-    and then ` rail`. The line was just read on its own (`_read_traceback_line`), so the most
-    recent indentation token in the context is followed by the line's first word, and an
-    induction head -- which continues from the last occurrence of the current token -- copies
-    the rest. Starting `old_string` at the indentation's last space instead (`" rail = ..."`,
-    sessions 15-31) made the model *start* the copy at ` rail` after `"`, a lookup it rarely
-    learned: 13 / 100 tier-1 tasks against 19 / 100 with the whole line (docs/08, thirty-second
-    run). (Before the line was read alone, the whole line lost: among a module's many
-    indentations the model picked 3 spaces for 7.)"""
-    return gold["old"], gold["new"]
-
-
 def _read_traceback_line(rec: Recorder, gold: dict[str, Any], tests: str, n: int) -> None:
     """When the test run's traceback ends in this gold edit's file, on its line, read that one
     line (`offset=N, limit=1`, N copied from `line N` in the traceback) right before editing: the
@@ -242,7 +227,14 @@ def _read_traceback_line(rec: Recorder, gold: dict[str, Any], tests: str, n: int
 
 def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
     path = gold["path"]
-    old, new = _edit_strings(rec, gold)
+    # the whole line(s), indentation included. The BPE writes `        rail = ...` as an
+    # indentation token (7 spaces), then ` rail`; the line was just read on its own
+    # (_read_traceback_line), so the most recent indentation token in the context is followed by
+    # the line's first word, and an induction head -- which continues from the last occurrence of
+    # the current token -- copies the rest. An old_string started at the indentation's last space
+    # (`" rail = ..."`, sessions 15-31) made the model *start* the copy at ` rail` after `"`, a
+    # lookup it rarely learned: 13 / 100 tier-1 tasks against 19 (docs/08, thirty-second run).
+    old, new = gold["old"], gold["new"]
     if rng.random() < P_BAD_EDIT:
         bad = _bad_old_string(rec, gold, old, rng)
         if (rec.root / path).read_text(encoding="utf-8").count(bad) == 0:

@@ -446,7 +446,9 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
             with (contextlib.nullcontext() if sync else fwd.no_sync()):
                 # logits only where a target counts (fine-tuning: the assistant's tokens); a
                 # compiled model keeps static shapes and computes them all
-                sel = None if cfg.compile or not (y == IGNORE).any() else y != IGNORE
+                sel = y != IGNORE
+                if cfg.compile or bool(sel.all()):
+                    sel = None
                 with _autocast(cfg, d.device):
                     logits = fwd(x, select=sel)                     # (B, T, V), or (N, V)
                 loss = loss_sum(logits, y if sel is None else y[sel])

@@ -204,3 +204,16 @@ def test_logits_only_where_targets_count_give_the_full_forwards_loss_and_gradien
     assert torch.allclose(part, full, rtol=1e-5)
     for n, p in m.named_parameters():
         assert torch.allclose(p.grad, g_full[n], rtol=1e-4, atol=1e-7), n
+
+
+def test_auto_dtype_takes_bf16_on_a_cpu_only_with_amx(monkeypatch):
+    """AVX512-BF16 alone trained 1.5x slower than fp32 (docs/04): only AMX makes bf16 the pick."""
+    from groundup.train.trainer import cpu_has_fast_bf16, resolve_dtype
+    cfg = TrainConfig(data="x", out="y", dtype="auto")
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not cpu_has_fast_bf16() and resolve_dtype(cfg, cpu) == "float32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert cpu_has_fast_bf16() and resolve_dtype(cfg, cpu) == "bfloat16"
+    assert resolve_dtype(TrainConfig(data="x", out="y", dtype="float32"), cpu) == "float32"
