@@ -120,7 +120,8 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
         context_len=max(p.pretrain_seq, p.sft_seq),
         batch_size=p.pretrain_batch, seq_len=p.pretrain_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
-        tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction, optimizer=p.optimizer))
+        tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction,
+        induction_match=p.induction_match, optimizer=p.optimizer))
     meta = read_meta(out / "data")                                       # the tokenized corpus
     stats = _run_stats(run)
     return {**stats, "params": _params(run), "depth": p.depth, "optimizer": p.optimizer,
@@ -128,7 +129,7 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
             # how many times training read its corpus (the gpu run: validation best near 5, worse
             # by 15 -- docs/08)
             "passes": round((stats.get("tokens") or 0) / max(meta["tokens"]["train"], 1), 2),
-            "wired_induction": p.wire_induction, "seq_len": p.pretrain_seq,
+            "wired_induction": p.wire_induction, "induction_match": p.induction_match, "seq_len": p.pretrain_seq,
             "batch_size": p.pretrain_batch,
             "wall_s_this_session": round(time.monotonic() - t0, 1)}
 
@@ -189,13 +190,20 @@ def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
     console.print(f"  {len(examples)} conversations, median {lengths[len(lengths) // 2]} tokens, "
                   f"longest {lengths[-1]} (rows of {p.sft_seq})")
     sample = render_prompt(rows[0]["messages"][:2], rows[0]["tools"], tok)
+    drills = []
+    if p.sft_copy_share > 0:   # random spans written twice: copying stays general (train/copy_data.py)
+        from groundup.train.copy_data import copy_examples
+        ordinary = min(tok.special_tokens.values())         # the specials sit above every ordinary id
+        drills = copy_examples(int(p.sft_copy_share * sum(lengths)), ordinary, tok.bos_id, p.seed)
+        console.print(f"  + {len(drills)} copy drills ({p.sft_copy_share:.0%} of the conversations' "
+                      f"tokens) in the training rows")
     run = sft(SFTConfig(
         init=str(out / "base"), out=str(out / "model"), steps=p.sft_steps, lr_scale=p.sft_lr_scale,
         batch_size=p.sft_batch, seq_len=p.sft_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
-        optimizer=p.optimizer, sample_prompt_ids=sample[-p.sft_seq // 2:]), examples)
+        optimizer=p.optimizer, sample_prompt_ids=sample[-p.sft_seq // 2:]), examples, drills)
     meta = json.loads((run / "data" / "meta.json").read_text())
-    return {**_run_stats(run), "examples": len(examples),
+    return {**_run_stats(run), "examples": len(examples), "copy_drills": len(drills),
             "median_tokens": lengths[len(lengths) // 2], "max_tokens": lengths[-1],
             "truncated": meta["train"].get("truncated", 0),
             "loss_tokens": meta["train"].get("loss_tokens")}

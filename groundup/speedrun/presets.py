@@ -33,6 +33,7 @@ class Preset:
                                          # and trains 16% faster (-0.17 bits/byte: docs/08)
     wire_induction: bool = True          # start from hand-written induction heads: the model can
                                          # copy from step 0 (groundup/train/circuits.py, docs/08)
+    induction_match: int = 1             # the second induction head matches the last 1 or 2 tokens
     optimizer: str = "adamw"             # pretraining and fine-tuning: adamw | muon (train/muon.py)
     pretrain_steps: int = 600
     pretrain_batch: int = 16
@@ -43,6 +44,8 @@ class Preset:
     sft_batch: int = 8
     sft_seq: int = 2048
     sft_lr_scale: float = 1.0            # x the default fine-tuning rate (a third of pretraining's)
+    sft_copy_share: float = 0.0          # copy drills mixed in, as a share of the conversations'
+                                         # tokens (train/copy_data.py)
     # evaluation on held-out tasks
     eval_tasks: dict[int, int] = field(default_factory=lambda: {1: 100, 2: 30, 3: 30})
     max_agent_steps: int = 12

@@ -28,7 +28,14 @@ last dim is a constant (every embedding holds ~20% of its energy there, kept so 
    hence rope_theta = 500,000 for wired models (Llama 3's value): 12 of 32 pairs are slow
    enough over 2,048 positions, against 4 with the classic 10,000. Their values read the
    content at n (what followed last time) and write it back, where the tied output head turns
-   it into that token's logit. Optionally (match=2) head 1 compares the last two tokens.
+   it into that token's logit.
+3. Optionally (match=2) head 1 compares the last *two* tokens, so that a token that occurs
+   twice in the line being copied (`lenses[nugget] - lenses[deck - 1]`: which `[` is this?)
+   no longer sends the copy back to the wrong one. A third position head (o = 2) and the same
+   two spaces, split in halves a | b: previous = [R_a x_n-1 | R_b x_n-2], current = [R_a x_m |
+   R_b x_m-1] (head 0 writes both of token n-1's projections). Head 0 compares the a halves
+   (one token), head 1 the whole spaces (two) -- no dims taken from the content, which is what
+   sank an earlier version that gave the third token a third space (docs/08, seventeenth run).
 
 What the heads write is scaled to the embeddings' norm (written at the norm RMSNorm gives, it
 drowned every token's identity: the model copied and learned the language worse). The q/k rows,
@@ -80,7 +87,7 @@ def check_wirable(cfg, match: int = 1) -> None:
     if match not in (1, 2) or (match == 2 and cfg.n_heads < 3):
         raise UserError(f"induction heads match 1 or 2 tokens (2 needs >= 3 heads; got {match}, "
                         f"{cfg.n_heads} heads)")
-    if cfg.dim - 1 - (match + 1) * hd // 2 < hd // 2 or hd < 2 * _FAST_PAIRS:
+    if cfg.dim - 1 - hd < hd // 2 or hd < 2 * _FAST_PAIRS:
         raise UserError(f"wiring induction heads needs a wider model (got width {cfg.dim}, "
                         f"head_dim {hd}, {cfg.n_heads} heads)")
 
@@ -92,10 +99,10 @@ def _offsets(cfg) -> tuple[int, ...]:
 
 
 def _layout(cfg) -> tuple[torch.Tensor, list[torch.Tensor], int]:
-    """content dims, one reserved space per position head (in _offsets order), the constant dim."""
-    D, S, k = cfg.dim, cfg.head_dim // 2, len(_offsets(cfg))
-    first = D - 1 - k * S
-    return torch.arange(0, first), [torch.arange(first + j * S, first + (j + 1) * S) for j in range(k)], D - 1
+    """content dims, the two reserved spaces ("previous", "current"), the constant dim."""
+    D, S = cfg.dim, cfg.head_dim // 2
+    first = D - 1 - 2 * S
+    return torch.arange(0, first), [torch.arange(first + j * S, first + (j + 1) * S) for j in range(2)], D - 1
 
 
 def _position_head(W, start_q, start_k, hd, const, theta, x_const, offset: int) -> None:
@@ -116,8 +123,7 @@ def _position_head(W, start_q, start_k, hd, const, theta, x_const, offset: int) 
 def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     """Write the position heads (layer 0) and two induction heads (layer 1) into `model`'s
     freshly initialised weights. match=2: the second induction head looks for the last two
-    tokens, not one (a third position head, two back; measured at depth 3 on 2 CPU cores: the
-    extra reserved space cost more than the sharper match gave -- see docs/08). Returns a few
+    tokens, not one (a third position head, two back; see the module's docstring). Returns a few
     numbers for the log: slow RoPE pairs used, whether layers 0-1 were silenced, and the share
     of random tokens the wired model copies."""
     cfg = model.config
@@ -143,19 +149,30 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     x_norm = math.sqrt((1 - _CONST_SHARE) * D)          # |content| after layer 0's RMSNorm
     write = _RESERVED_SHARE * e_norm / (x_norm * math.sqrt(S / nC))
 
-    # --- layer 0: head 0 looks one back, head 1 at itself (head 2 two back); each writes (a
-    #     projection R of) the content it sees into its own space: "previous", "current" ...
+    # --- layer 0: head 0 looks one back, head 1 at itself; each writes (a projection R of) the
+    #     content it sees into its own space, "previous" and "current". match=2 splits both
+    #     spaces in halves a | b: head 0 writes R_a(token n-1) into previous.a and R_b(token n-1)
+    #     into current.b, head 1 R_a(token n) into current.a, head 2 (two back) R_b(token n-2)
+    #     into previous.b -- so current = [R_a x_m | R_b x_m-1] and previous = [R_a x_n-1 |
+    #     R_b x_n-2], and comparing the whole spaces compares two tokens with no extra dims
     att = model.layers[0].self_attn
     W, Wo = att.qkv_proj.weight, att.o_proj.weight      # rows: H*hd of q, H*hd of k, H*hd of v
     R = _orthonormal_rows(S, nC, g)                     # (S, nC) content -> S channels
+    h2 = S // 2
+    a, b = slice(0, h2), slice(h2, S)                   # the halves (match=2)
+    writes = ([[(R, prev)], [(R, cur)]] if match == 1 else
+              [[(R[a], prev[a]), (R[b], cur[b])], [(R[a], cur[a])], [(R[b], prev[b])]])
     Wo[first:const] = 0.0                               # no other head writes the spaces
-    for h, (offset, dims) in enumerate(zip(_offsets(cfg), spaces)):
+    for h, offset in enumerate(_offsets(cfg)):
         _position_head(W, h * hd, H * hd + h * hd, hd, const, theta, x_const, offset)
         v = 2 * H * hd + h * hd
         W[v:v + hd] = 0.0
-        W[v:v + S, content] = R
         Wo[:, h * hd:(h + 1) * hd] = 0.0
-        Wo[dims, h * hd:h * hd + S] = write * torch.eye(S)
+        row = 0
+        for proj, dims in writes[h]:                    # value rows read content, o writes a space
+            W[v + row:v + row + len(proj), content] = proj
+            Wo[dims, h * hd + row:h * hd + row + len(proj)] = write * torch.eye(len(proj))
+            row += len(proj)
     model.layers[0].mlp.down_proj.weight[first:const] = 0.0
 
     # --- layer 1, heads 0 and 1: find where the current token (head 1 with match=2: the last
@@ -174,19 +191,20 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     # depth 8): a copied token's logit is then its share k/nC of the embedding's energy, and must
     # still beat the current token's own (its embedding is in the stream too) -- hence nC/k.
     copy_out = _COPY_SHARE * e_norm / x1 * (nC / len(Rv))
-    # (query space, key space) pairs each head compares: token m against token n-1, and with a
-    # third position head (match=2) also token m-1 against token n-2
-    matches = [[(cur, prev)], [(cur, prev), (prev, spaces[2])] if len(spaces) > 2 else [(cur, prev)]]
+    # the dims of (current, previous) each head compares: token m against token n-1 -- with
+    # match=2 head 0 on the a halves only, head 1 on the whole spaces (and token m-1 against n-2)
+    matches = [(cur, prev), (cur, prev)] if match == 1 else [(cur[a], prev[a]), (cur, prev)]
     for h in range(2):
         q, k, v = h * hd, H * hd + h * hd, 2 * H * hd + h * hd
         W[q:q + hd] = 0.0
         W[k:k + hd] = 0.0
         W[v:v + hd] = 0.0
-        gain = _MATCH_GAIN / math.sqrt(len(matches[h]))  # a full match scores the same either way
-        for qdims, kdims in matches[h]:
-            A = _orthonormal_rows(len(ch), S, g) if len(ch) <= S else _orthonormal_rows(S, len(ch), g).T
-            W[q + ch[:, None], qdims[None]] = gain * A               # this token...
-            W[k + ch[:, None], kdims[None]] = gain * A               # ...against each one's previous
+        qdims, kdims = matches[h]
+        n = len(qdims)
+        gain = _MATCH_GAIN * math.sqrt(S / n)            # a full match scores the same either way
+        A = _orthonormal_rows(len(ch), n, g) if len(ch) <= n else _orthonormal_rows(n, len(ch), g).T
+        W[q + ch[:, None], qdims[None]] = gain * A                   # this token...
+        W[k + ch[:, None], kdims[None]] = gain * A                   # ...against each one's previous
         rv = Rv[h * hd:(h + 1) * hd]                                 # (<= hd, nC)
         W[v:v + len(rv), content] = rv                               # what followed, read out
         Wo[:, h * hd:(h + 1) * hd] = 0.0
@@ -204,7 +222,7 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     silenced = copied < _MIN_COPY
     if silenced:
         for i, layer in enumerate(model.layers[:2]):
-            first_free = len(spaces) if i == 0 else 2
+            first_free = len(_offsets(cfg)) if i == 0 else 2
             layer.self_attn.o_proj.weight[:, first_free * hd:] = 0.0
             layer.mlp.down_proj.weight.zero_()
         copied = copy_accuracy(model, cfg.vocab_size)
@@ -231,7 +249,7 @@ def wired_entries(model) -> dict[str, torch.Tensor]:
     masks["embed_tokens.weight"][:, reserved] = True    # (the constant: set_constant)
     masks["layers.0.input_layernorm.weight"][reserved.start:] = True
     masks["layers.1.input_layernorm.weight"][reserved] = True
-    for h in range(len(spaces)):                        # layer 0's position heads: q, k, v, o
+    for h in range(len(_offsets(cfg))):                 # layer 0's position heads: q, k, v, o
         for block in range(3):
             start = block * H * hd + h * hd
             masks["layers.0.self_attn.qkv_proj.weight"][start:start + hd] = True

@@ -83,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--wire-induction", action="store_true",
                    help="start from hand-written induction heads, so the model copies from its "
                         "context from step 0 (groundup/train/circuits.py)")
+    b.add_argument("--induction-match", type=int, choices=(1, 2), default=1,
+                   help="with --wire-induction: the second induction head matches the last 1 or 2 "
+                        "tokens (2 tells apart repeated tokens; needs >= 3 heads, depth >= 3)")
     _loop_args(b)
     s = sub.add_parser("sft", help="fine-tune a model on chat conversations (loss on assistant tokens)",
                        description="Supervised fine-tuning. --data is a JSONL file: one conversation "
@@ -190,7 +193,8 @@ def run(args) -> int:
         cfg = TrainConfig(data=args.data, data_dir=args.data_dir, tokenizer=args.tokenizer,
                           vocab_size=args.vocab_size, depth=args.depth,
                           context_len=args.context_len, tie_embeddings=args.tie_embeddings,
-                          wire_induction=args.wire_induction, **_common(args))
+                          wire_induction=args.wire_induction,
+                          induction_match=args.induction_match, **_common(args))
         out = pretrain(cfg)
     else:
         from groundup.tokenizer import load_tokenizer

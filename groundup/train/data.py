@@ -276,8 +276,11 @@ def pack_examples(examples: Iterable[tuple[Sequence[int], Sequence[int]]], seq_l
 
 def prepare_sft_data(examples: Iterable[tuple[Sequence[int], Sequence[int]]], out_dir: str | os.PathLike,
                      seq_len: int, pad_id: int, val_fraction: float = 0.05, seed: int = 0,
-                     vocab_size: int | None = None, token_bytes: np.ndarray | None = None) -> Path:
-    """Pack pre-rendered (ids, mask) examples into `out_dir` (train/val rows + meta.json)."""
+                     vocab_size: int | None = None, token_bytes: np.ndarray | None = None,
+                     train_extra: Sequence[tuple[Sequence[int], Sequence[int]]] = ()) -> Path:
+    """Pack pre-rendered (ids, mask) examples into `out_dir` (train/val rows + meta.json).
+    `train_extra`: examples for the training rows only (copy drills: validation measures the
+    conversations)."""
     out = Path(out_dir)
     exs = list(examples)
     if not exs:
@@ -288,7 +291,7 @@ def prepare_sft_data(examples: Iterable[tuple[Sequence[int], Sequence[int]]], ou
     if len(exs) >= 2 and val_fraction > 0:
         n_val = min(max(n_val, 1), len(exs) - 1)
     val = [exs[i] for i in perm[:n_val]]
-    train = [exs[i] for i in perm[n_val:]]
+    train = [exs[i] for i in perm[n_val:]] + list(train_extra)
     out.mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)
     info = {}
@@ -301,6 +304,7 @@ def prepare_sft_data(examples: Iterable[tuple[Sequence[int], Sequence[int]]], ou
         np.save(out / f"{split}.ids.npy", ids.astype(dtype))
         np.save(out / f"{split}.mask.npy", mask)
         info[split] = {"examples": len(part), "rows": len(ids), "truncated": trunc,
+                       **({"extra_examples": len(train_extra)} if split == "train" else {}),
                        "loss_tokens": int(mask[:, 1:].sum()), "tokens": int(sum(len(e[0]) for e in part))}
     if token_bytes is not None:
         np.save(out / "token_bytes.npy", token_bytes)

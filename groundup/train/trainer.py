@@ -103,6 +103,7 @@ class TrainConfig(LoopConfig):
     sample_prompt: str = "def "
     tie_embeddings: bool = False    # the output head shares the embedding matrix
     wire_induction: bool = False    # start from hand-written induction heads (train/circuits.py)
+    induction_match: int = 1        # ...whose second head matches the last 1 or 2 tokens
 
 
 @dataclass(kw_only=True)
@@ -119,10 +120,11 @@ class SFTConfig(LoopConfig):
 
 # fields a resumed run must share with the run it continues
 COMPATIBLE = {"pretrain": ("depth", "vocab_size", "tokenizer", "data", "seq_len", "batch_size", "seed",
-                           "val_fraction", "context_len", "tie_embeddings", "wire_induction", "optimizer"),
+                           "val_fraction", "context_len", "tie_embeddings", "wire_induction", "induction_match",
+                           "optimizer"),
               "sft": ("init", "data", "seq_len", "batch_size", "seed", "val_fraction", "optimizer")}
 # settings added after runs were already on disk: what such a run used
-_ADDED_DEFAULTS = {"optimizer": "adamw"}
+_ADDED_DEFAULTS = {"optimizer": "adamw", "induction_match": 1}
 
 
 # ----------------------------------------------------------------------------- processes
@@ -549,7 +551,7 @@ def pretrain(cfg: TrainConfig) -> Path:
         model = Transformer(mcfg)
         model.init_weights()
         if cfg.wire_induction:
-            wired = wire_induction_heads(model, cfg.seed)
+            wired = wire_induction_heads(model, cfg.seed, cfg.induction_match)
             _say(d, cfg, f"wired position heads and two induction heads into the initial weights "
                          f"(copies {wired['copy_acc']:.0%} of random tokens"
                          f"{'; the other heads and MLPs of layers 0-1 start silent' if wired['silenced'] else ''})")
@@ -574,12 +576,14 @@ def read_examples(path: str | os.PathLike):
         yield r["ids"], r["mask"]
 
 
-def sft(cfg: SFTConfig, examples: Iterable[tuple[Sequence[int], Sequence[int]]] | None = None) -> Path:
+def sft(cfg: SFTConfig, examples: Iterable[tuple[Sequence[int], Sequence[int]]] | None = None,
+        train_extra: Sequence[tuple[Sequence[int], Sequence[int]]] = ()) -> Path:
     """Fine-tune a model directory; resumable; returns the run directory (a model directory).
 
     The data: `examples` ((ids, mask) pairs, e.g. rendered by the chat layer), else `cfg.data` as a
     JSONL of {"ids", "mask"} records, else `cfg.data` as a directory from prepare_sft_data.
     Examples are packed for cfg.seq_len into OUT/data once; a resumed run reuses that.
+    `train_extra`: more (ids, mask) pairs for the training rows only (train/copy_data.py).
     """
     from groundup.model import load_model
     from groundup.tokenizer import load_tokenizer
@@ -610,7 +614,8 @@ def sft(cfg: SFTConfig, examples: Iterable[tuple[Sequence[int], Sequence[int]]] 
             if d.main and not (data_dir / "meta.json").exists():
                 prepare_sft_data(examples, data_dir, cfg.seq_len, pad_id=tok.eos_id,
                                  val_fraction=cfg.val_fraction, seed=cfg.seed,
-                                 vocab_size=tok.vocab_size, token_bytes=token_byte_lengths(tok))
+                                 vocab_size=tok.vocab_size, token_bytes=token_byte_lengths(tok),
+                                 train_extra=train_extra)
             d.barrier()
         train_ds = open_dataset(data_dir, "train", cfg.seq_len)
         val_ds = open_dataset(data_dir, "val", cfg.seq_len)
