@@ -187,8 +187,10 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
               f"{tr['with_tool_errors']} include a tool error and the recovery)"]
     if st:
         L += [f"- {st.get('examples')} conversations, median {st.get('median_tokens')} tokens, "
-              f"{st.get('loss_tokens') or 0:,} assistant tokens carry the loss"
-              f"{', ' + str(st['truncated']) + ' truncated' if st.get('truncated') else ''}",
+              f"{st.get('loss_tokens') or 0:,} tokens carry the loss"
+              f"{', ' + str(st['truncated']) + ' truncated' if st.get('truncated') else ''}"
+              + (f"; plus {st['copy_drills']} copy drills (random spans written twice) in the "
+                 "training rows" if st.get("copy_drills") else ""),
               f"- {st.get('steps')} steps in {st.get('stage_s', 0):.0f} s; final loss {st.get('final_loss')}, "
               f"validation loss {st.get('val_loss')}"
               + (f"; copying {100 * st['copy_acc']:.0f}%" if st.get("copy_acc") is not None else "")]

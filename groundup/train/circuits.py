@@ -98,6 +98,20 @@ def _offsets(cfg) -> tuple[int, ...]:
     return (1, 0, 2) if cfg.extra["wired_induction"]["match"] == 2 else (1, 0)
 
 
+def _value_rows(cfg) -> list[int]:
+    """How many value rows of each position head the circuit uses (in _offsets order)."""
+    S = cfg.head_dim // 2
+    return [S, S // 2, S // 2] if cfg.extra["wired_induction"]["match"] == 2 else [S, S]
+
+
+def _free_values(cfg) -> bool:
+    """match=2 takes layer 0's last free head at depth 3, so the position heads' unused value rows
+    (and their output columns) are left to training: they see the tokens 0, 1 and 2 back, and
+    may carry what they like into the content. Written into config.json, so models wired before
+    keep every row pinned."""
+    return bool(cfg.extra["wired_induction"].get("free_values"))
+
+
 def _layout(cfg) -> tuple[torch.Tensor, list[torch.Tensor], int]:
     """content dims, the two reserved spaces ("previous", "current"), the constant dim."""
     D, S = cfg.dim, cfg.head_dim // 2
@@ -129,6 +143,8 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     cfg = model.config
     check_wirable(cfg, match)
     cfg.extra["wired_induction"] = {"match": match}     # config.json keeps it: Pins, the layout
+    if match == 2:
+        cfg.extra["wired_induction"]["free_values"] = True
     D, hd, H = cfg.dim, cfg.head_dim, cfg.n_heads
     half = hd // 2                                      # RoPE pair i is channels (i, i + half)
     g = torch.Generator().manual_seed(seed)
@@ -166,7 +182,7 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     for h, offset in enumerate(_offsets(cfg)):
         _position_head(W, h * hd, H * hd + h * hd, hd, const, theta, x_const, offset)
         v = 2 * H * hd + h * hd
-        W[v:v + hd] = 0.0
+        W[v:v + (_value_rows(cfg)[h] if _free_values(cfg) else hd)] = 0.0   # free rows keep init
         Wo[:, h * hd:(h + 1) * hd] = 0.0
         row = 0
         for proj, dims in writes[h]:                    # value rows read content, o writes a space
@@ -249,11 +265,12 @@ def wired_entries(model) -> dict[str, torch.Tensor]:
     masks["embed_tokens.weight"][:, reserved] = True    # (the constant: set_constant)
     masks["layers.0.input_layernorm.weight"][reserved.start:] = True
     masks["layers.1.input_layernorm.weight"][reserved] = True
-    for h in range(len(_offsets(cfg))):                 # layer 0's position heads: q, k, v, o
+    for h, used in enumerate(_value_rows(cfg)):         # layer 0's position heads: q, k, v, o
+        rows = used if _free_values(cfg) else hd
         for block in range(3):
             start = block * H * hd + h * hd
-            masks["layers.0.self_attn.qkv_proj.weight"][start:start + hd] = True
-        masks["layers.0.self_attn.o_proj.weight"][:, h * hd:(h + 1) * hd] = True
+            masks["layers.0.self_attn.qkv_proj.weight"][start:start + (hd if block < 2 else rows)] = True
+        masks["layers.0.self_attn.o_proj.weight"][:, h * hd:h * hd + rows] = True
     for h in (0, 1):                                    # layer 1's induction heads: q and k
         for block in range(2):
             start = block * H * hd + h * hd
