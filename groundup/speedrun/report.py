@@ -173,7 +173,9 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
                   f"the second copy): **{100 * pt['copy_acc']:.0f}%** -- an agent copies test ids, "
                   f"paths and lines all the time; near 0% it cannot"]
         if pt.get("wired_induction"):
+            two = pt.get("induction_match") == 2
             L += ["- induction heads written into the initial weights and pinned through training "
+                  f"{'(the second one matches the last two tokens) ' if two else ''}"
                   "(`groundup/train/circuits.py`; docs/04-training.md explains the circuit): the "
                   "model can copy from step 0, and learns the language faster"]
         L += [""]

@@ -163,3 +163,33 @@ def test_pins_hold_the_circuit_through_training_and_survive_save_and_load(tmp_pa
     assert loaded.config.extra["wired_induction"] == {"match": 1} and Pins(loaded)
     plain = model(depth=2)
     assert not Pins(plain)
+
+
+def test_two_token_matching_leaves_the_position_heads_unused_value_rows_to_training():
+    """match=2 takes layer 0's last free head at depth 3; the position heads' value rows that the
+    circuit does not use (32, 16 and 16 of 64 are used) and their output columns train."""
+    from groundup.train.circuits import Pins
+    from groundup.train.optim import make_optimizer
+
+    m = model()
+    wire_induction_heads(m, seed=0, match=2)
+    assert m.config.extra["wired_induction"] == {"match": 2, "free_values": True}
+    H, hd = m.config.n_heads, m.config.head_dim
+    before = m.layers[0].self_attn.o_proj.weight.detach().clone()
+    pins, opt = Pins(m), make_optimizer(m, 1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        x = torch.randint(0, 1000, (2, 64), generator=g)
+        torch.nn.functional.cross_entropy(m(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten()).backward()
+        opt.step()
+        pins.restore()
+        opt.zero_grad()
+    after = m.layers[0].self_attn.o_proj.weight.detach()
+    content = slice(0, m.config.dim - 1 - hd)
+    for h, used in enumerate((32, 16, 16)):
+        cols = slice(h * hd, h * hd + used)
+        assert torch.equal(after[:, cols], before[:, cols])                 # the circuit: pinned
+        free = slice(h * hd + used, (h + 1) * hd)
+        assert before[:, free].abs().max() == 0                             # starts silent...
+        assert after[content, free].abs().max() > 0                         # ...and learns
+        assert after[m.config.dim - 1 - hd:m.config.dim - 1, free].abs().max() == 0   # nor the spaces
