@@ -88,8 +88,8 @@ def check_wirable(cfg, match: int = 1) -> None:
                         f"grouped-query attention, no QK norm (got {cfg.n_layers} layers, "
                         f"{cfg.n_heads} heads, {cfg.n_kv_heads} kv heads) -- use depth >= 2")
     if match not in (1, 2) or (match == 2 and cfg.n_heads < 3):
-        raise UserError(f"induction heads match 1 or 2 tokens (2 needs >= 3 heads; got {match}, "
-                        f"{cfg.n_heads} heads)")
+        raise UserError(f"induction heads match 1 or 2 tokens, and 2 needs >= 3 heads (got match "
+                        f"{match}, {cfg.n_heads} heads) -- use --induction-match 1 or depth >= 3")
     if cfg.dim - 1 - hd < hd // 2 or hd < 2 * _FAST_PAIRS:
         raise UserError(f"wiring induction heads needs a wider model (got width {cfg.dim}, "
                         f"head_dim {hd}, {cfg.n_heads} heads)")
