@@ -193,8 +193,7 @@ def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
     drills = []
     if p.sft_copy_share > 0:   # random spans written twice: copying stays general (train/copy_data.py)
         from groundup.train.copy_data import copy_examples
-        ordinary = min(tok.special_tokens.values())         # the specials sit above every ordinary id
-        drills = copy_examples(int(p.sft_copy_share * sum(lengths)), ordinary, tok.bos_id, p.seed)
+        drills = copy_examples(int(p.sft_copy_share * sum(lengths)), tok.n_ordinary, tok.bos_id, p.seed)
         console.print(f"  + {len(drills)} copy drills ({p.sft_copy_share:.0%} of the conversations' "
                       f"tokens) in the training rows")
     run = sft(SFTConfig(

@@ -78,6 +78,10 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
     # the presets wire induction heads; fine-tuning kept the record (and with it the pins)
     assert config["groundup"]["wired_induction"] == {"match": 1} and config["rope_theta"] == 500000
     assert summary["stages"]["pretrain"]["copy_acc"] >= 0 and "val_turn_acc" in summary["stages"]["sft"]
+    # copy drills went into the training rows only (train/copy_data.py)
+    drills = summary["stages"]["sft"]["copy_drills"]
+    meta = json.loads((out / "model" / "data" / "meta.json").read_text())
+    assert drills > 0 and meta["train"]["extra_examples"] == drills and "copy drills" in report
     results = [json.loads(l) for l in (out / "eval" / "results.jsonl").read_text().splitlines()]
     assert len(results) == sum(summary["heldout"][t]["total"] for t in summary["heldout"])
     print(f"smoke speedrun held-out: {summary['heldout']}")

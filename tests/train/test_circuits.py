@@ -39,6 +39,22 @@ def attention(m, idx, layer, head):
     return s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
 
 
+def train_pinned(m, steps):
+    """A few AdamW steps on random tokens, the circuit put back after each (as the trainer does);
+    returns the generator, for more random tokens after."""
+    from groundup.train.circuits import Pins
+    from groundup.train.optim import make_optimizer
+    pins, opt = Pins(m), make_optimizer(m, 1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        x = torch.randint(0, 1000, (2, 64), generator=g)
+        torch.nn.functional.cross_entropy(m(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten()).backward()
+        opt.step()
+        pins.restore()
+        opt.zero_grad()
+    return g
+
+
 @torch.no_grad()
 def test_wired_heads_attend_where_the_circuit_says_and_the_model_copies():
     plain = model()
@@ -130,19 +146,11 @@ def test_models_without_room_for_the_circuit_are_refused():
 def test_pins_hold_the_circuit_through_training_and_survive_save_and_load(tmp_path):
     from groundup.model.checkpoint import load_model, save_model
     from groundup.train.circuits import Pins, wired_entries
-    from groundup.train.optim import make_optimizer
 
     m = model(depth=2)
     wire_induction_heads(m, seed=0)
     before = {k: v.detach().clone() for k, v in m.state_dict().items()}
-    pins, opt = Pins(m), make_optimizer(m, 1e-2)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(3):
-        x = torch.randint(0, 1000, (2, 64), generator=g)
-        torch.nn.functional.cross_entropy(m(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten()).backward()
-        opt.step()
-        pins.restore()
-        opt.zero_grad()
+    g = train_pinned(m, steps=3)
     after = m.state_dict()
     for name, mask in wired_entries(m).items():
         assert torch.equal(after[name][mask], before[name][mask]), name     # pinned: untouched
@@ -168,22 +176,12 @@ def test_pins_hold_the_circuit_through_training_and_survive_save_and_load(tmp_pa
 def test_two_token_matching_leaves_the_position_heads_unused_value_rows_to_training():
     """match=2 takes layer 0's last free head at depth 3; the position heads' value rows that the
     circuit does not use (32, 16 and 16 of 64 are used) and their output columns train."""
-    from groundup.train.circuits import Pins
-    from groundup.train.optim import make_optimizer
-
     m = model()
     wire_induction_heads(m, seed=0, match=2)
     assert m.config.extra["wired_induction"] == {"match": 2, "free_values": True}
-    H, hd = m.config.n_heads, m.config.head_dim
+    hd = m.config.head_dim
     before = m.layers[0].self_attn.o_proj.weight.detach().clone()
-    pins, opt = Pins(m), make_optimizer(m, 1e-2)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(2):
-        x = torch.randint(0, 1000, (2, 64), generator=g)
-        torch.nn.functional.cross_entropy(m(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten()).backward()
-        opt.step()
-        pins.restore()
-        opt.zero_grad()
+    train_pinned(m, steps=2)
     after = m.layers[0].self_attn.o_proj.weight.detach()
     content = slice(0, m.config.dim - 1 - hd)
     for h, used in enumerate((32, 16, 16)):
