@@ -102,15 +102,20 @@ PRESETS: dict[str, Preset] = {
         eval_every=50, save_every=25,
     ),
     # one GPU, about 7 minutes once the trajectories are recorded (the oracle's 5,000
-    # trajectories take ~2 min on 16 cores, ~11 on 2): a model 14x the cpu preset's, 30x its
-    # pretraining tokens and 12x its fine-tuning tokens. Measured on an H100: pretraining 99 s,
-    # fine-tuning 98 s, evaluation 186 s (16 tasks at a time through one batched engine);
-    # 44 / 100 tier 1, 5 / 20 tier 2, 1 / 20 tier 3 (docs/08, twenty-third run)
+    # trajectories take ~2 min on 16 cores, ~6 on 2): a model 14x the cpu preset's, 30x its
+    # pretraining tokens and 12x its fine-tuning tokens. Measured on an H200 (forty-ninth run,
+    # docs/08): pretraining 100 s, fine-tuning 89 s, evaluation 188 s (16 tasks at a time
+    # through one batched engine); 64 / 100 tier 1, 9 / 20 tier 2, 1 / 20 tier 3 -- with the cpu
+    # preset's two-token induction head and copy drills (without them, twenty-third run on an
+    # H100: 44 / 100, 5 / 20, 1 / 20)
     "gpu": Preset(
         name="gpu", vocab_size=8192, depth=8, pretrain_steps=600, pretrain_batch=64,
         optimizer="muon",                 # as the cpu preset; sft_lr_scale 3 gave 37 / 100 here
         pretrain_seq=1024, sft_tasks={1: 3000, 2: 1000, 3: 1000}, sft_steps=600,
         sft_batch=32, sft_seq=2048, eval_tasks={1: 100, 2: 20, 3: 20}, eval_workers=16,
+        induction_match=2,                # as the cpu preset: depth 8 has heads to spare in layer 0
+        sft_copy_share=0.1,               # pretraining reads its corpus ~15 times and copying falls
+                                          # to 4%; the drills bring it back to 99% (docs/08)
         eval_every=200, save_every=200,
     ),
 }
