@@ -73,18 +73,20 @@ def test_wired_heads_attend_where_the_circuit_says_and_the_model_copies():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("depth", [5, 8])
-def test_wider_deeper_models_copy_too(depth):
+@pytest.mark.parametrize("depth,match", [(5, 1), (8, 1), (8, 2)])
+def test_wider_deeper_models_copy_too(depth, match):
     """Two heads copy 2 * head_dim of the content dims -- all of them at depth 3, 128 of 447 at
     depth 8 -- and the copied logit is scaled for it; where random heads and MLPs of layers 0-1
     would still drown the copy (depth 8: six of eight heads are noise), they start silent. At
-    depth 8 the fresh model once copied 0%."""
+    depth 8 the fresh model once copied 0%. Depth 8 with match=2 is the gpu preset's wiring:
+    layer 0 then holds three position heads."""
     m = model(depth=depth)
-    info = wire_induction_heads(m, seed=0)
+    info = wire_induction_heads(m, seed=0, match=match)
     assert copy_accuracy(m, 1000) > 0.6
     assert info["silenced"] and info["copy_acc"] > 0.9   # both widths need it; measured after
+    wired = {0: 1 + match, 1: 2}                         # heads the circuit uses, layers 0 and 1
     for i, layer in enumerate(m.layers):
-        free = layer.self_attn.o_proj.weight[:, (2 if i < 2 else 0) * m.config.head_dim:]
+        free = layer.self_attn.o_proj.weight[:, wired.get(i, 0) * m.config.head_dim:]
         silent = free.abs().max() == 0 and layer.mlp.down_proj.weight.abs().max() == 0
         assert silent == (info["silenced"] and i < 2)
     shallow = model(depth=3)
