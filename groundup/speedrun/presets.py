@@ -105,9 +105,9 @@ PRESETS: dict[str, Preset] = {
     # trajectories take ~2 min on 16 cores, ~6 on 2): a model 14x the cpu preset's, 30x its
     # pretraining tokens and 12x its fine-tuning tokens. Measured on an H200 (forty-ninth run,
     # docs/08): pretraining 100 s, fine-tuning 89 s, evaluation 188 s (16 tasks at a time
-    # through one batched engine); 64 / 100 tier 1, 9 / 20 tier 2, 1 / 20 tier 3 -- with the cpu
-    # preset's two-token induction head and copy drills (without them, twenty-third run on an
-    # H100: 44 / 100, 5 / 20, 1 / 20)
+    # through one batched engine); 64 / 100 tier 1 (65 on seed 1), 9 / 20 tier 2, 1 / 20 tier 3
+    # -- with the cpu preset's two-token induction head and copy drills (without them,
+    # twenty-third run on an H100: 44 / 100, 5 / 20, 1 / 20)
     "gpu": Preset(
         name="gpu", vocab_size=8192, depth=8, pretrain_steps=600, pretrain_batch=64,
         optimizer="muon",                 # as the cpu preset; sft_lr_scale 3 gave 37 / 100 here
