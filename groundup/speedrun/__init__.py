@@ -49,6 +49,24 @@ def _stage_list(text: str) -> list[str]:
     return names
 
 
+def _warn_without_gpu(preset, out: Path, args: argparse.Namespace) -> None:
+    """The gpu preset's training stages on a machine without CUDA would run for many hours:
+    say so up front (and how to split the run), rather than let an ETA say it later."""
+    import torch
+
+    from groundup.speedrun.pipeline import STAGES, console
+    if preset.name != "gpu" or torch.cuda.is_available():
+        return
+    selected = args.only or (STAGES[:STAGES.index(args.stop_after) + 1] if args.stop_after else STAGES)
+    todo = [s for s in selected if s in ("pretrain", "sft") and not (out / "stages" / f"{s}.json").exists()]
+    if todo:
+        tokens = preset.pretrain_steps * preset.pretrain_batch * preset.pretrain_seq
+        console.print(f"[yellow]note:[/yellow] no CUDA GPU here: the gpu preset's pretraining and "
+                      f"fine-tuning each train a depth-{preset.depth} model on ~{tokens / 1e6:.0f}M tokens, "
+                      "many hours on a CPU. Run `--only tokenizer,tasks,trajectories` here and the rest "
+                      "where a GPU is, or use --preset cpu.", soft_wrap=True)   # the flags on one line
+
+
 def run(args: argparse.Namespace) -> int:
     from groundup.speedrun.pipeline import console, run_pipeline
     from groundup.speedrun.presets import PRESETS
@@ -59,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     console.print(f"[bold]groundup speedrun[/bold] — preset {preset.name!r}, run directory {out}")
+    _warn_without_gpu(preset, out, args)
     t0 = time.monotonic()
     results = run_pipeline(out, preset, stop_after=args.stop_after, only=args.only)
     if args.stop_after and args.stop_after != "eval":

@@ -118,3 +118,17 @@ def test_speedrun_only_runs_the_named_stages_and_refuses_missing_inputs(tmp_path
 
     p = _only(out, "tokenizer,bogus")
     assert p.returncode == 2 and "unknown stage 'bogus'" in p.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the note is for machines without a GPU")
+def test_gpu_preset_without_a_gpu_says_how_to_split_the_run(tmp_path):
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "groundup", "speedrun", "--preset", "gpu", "--out",
+                        str(out), "--only", "sft"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2                        # refused: its base model was never trained
+    assert "no CUDA GPU here" in p.stderr and "--only tokenizer,tasks,trajectories" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "groundup", "speedrun", "--preset", "gpu", "--out",
+                        str(out), "--stop-after", "tokenizer", "--only", "tokenizer"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr              # the CPU half: no note
+    assert "no CUDA GPU here" not in p.stderr
