@@ -50,8 +50,10 @@ def _stage_list(text: str) -> list[str]:
 
 
 def _warn_without_gpu(preset, out: Path, args: argparse.Namespace) -> None:
-    """The gpu preset's training stages on a machine without CUDA would run for many hours:
-    say so up front (and how to split the run), rather than let an ETA say it later."""
+    """The gpu preset's training stages on a machine without CUDA would run for many hours: say
+    so up front (and how to split the run), rather than let an ETA say it later. (Keyed on the
+    name: a Preset field would change preset.json, and check_out_dir would refuse every existing
+    run directory.)"""
     import torch
 
     from groundup.speedrun.pipeline import STAGES, console
@@ -60,11 +62,13 @@ def _warn_without_gpu(preset, out: Path, args: argparse.Namespace) -> None:
     selected = args.only or (STAGES[:STAGES.index(args.stop_after) + 1] if args.stop_after else STAGES)
     todo = [s for s in selected if s in ("pretrain", "sft") and not (out / "stages" / f"{s}.json").exists()]
     if todo:
-        tokens = preset.pretrain_steps * preset.pretrain_batch * preset.pretrain_seq
-        console.print(f"[yellow]note:[/yellow] no CUDA GPU here: the gpu preset's pretraining and "
-                      f"fine-tuning each train a depth-{preset.depth} model on ~{tokens / 1e6:.0f}M tokens, "
-                      "many hours on a CPU. Run `--only tokenizer,tasks,trajectories` here and the rest "
-                      "where a GPU is, or use --preset cpu.", soft_wrap=True)   # the flags on one line
+        tokens = {"pretrain": preset.pretrain_steps * preset.pretrain_batch * preset.pretrain_seq,
+                  "sft": preset.sft_steps * preset.sft_batch * preset.sft_seq}
+        console.print(f"[yellow]note:[/yellow] no CUDA GPU here, and the {preset.name} preset trains a "
+                      f"depth-{preset.depth} model on ~{sum(tokens[s] for s in todo) / 1e6:.0f}M tokens "
+                      f"({' and '.join(todo)}): many hours on a CPU. Run `--only "
+                      "tokenizer,tasks,trajectories` here and the rest where a GPU is, or use --preset "
+                      "cpu.", soft_wrap=True)   # soft_wrap: the flags stay on one line
 
 
 def run(args: argparse.Namespace) -> int:

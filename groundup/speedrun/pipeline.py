@@ -129,8 +129,8 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
             # how many times training read its corpus (the gpu run: validation best near 5, worse
             # by 15 -- docs/08)
             "passes": round((stats.get("tokens") or 0) / max(meta["tokens"]["train"], 1), 2),
-            "wired_induction": p.wire_induction, "induction_match": p.induction_match, "seq_len": p.pretrain_seq,
-            "batch_size": p.pretrain_batch,
+            "wired_induction": p.wire_induction, "induction_match": p.induction_match,
+            "seq_len": p.pretrain_seq, "batch_size": p.pretrain_batch,
             "wall_s_this_session": round(time.monotonic() - t0, 1)}
 
 
