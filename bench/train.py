@@ -8,13 +8,18 @@ tokens/s of each and the ratio groundup / transformers, for float32 and bf16 aut
 groundup under torch.compile (--compile; compile time is excluded and reported apart) and with
 the Muon optimizer (--muon: what its Newton-Schulz iterations add to a step).
 
+The loss is where the two differ, each side as its own trainer computes it: transformers
+materialises the (B, T, V) float32 logits and takes F.cross_entropy of them (its `labels=` path
+does the same); groundup calls `model(x, targets=y)`, which fuses the output head into the loss
+and works through the logits chunk by chunk, the head's gradients made in the forward pass
+(groundup/model/loss.py). --plain-loss times groundup with the transformers-style loss too.
+
 --sft F times a fine-tuning step instead: only a share F of the targets carries a loss (the
 assistant's turns, spans of 64 tokens; the cpu preset's rows have ~0.25). transformers computes
-the logits of every position and ignores the rest (labels = -100, as its Trainer does); groundup
-asks its model for the logits of the counted positions only (`select=`, as groundup's trainer
-does), which is the whole difference measured.
+the logits of every position and ignores the rest (labels = -100, as its Trainer does); groundup's
+fused loss drops the positions that carry no loss before the head.
 
-    python bench/train.py [--depth 4] [--batch 8] [--seq 256] [--vocab 4096] [--steps 6] [--compile] [--muon]
+    python bench/train.py [--depth 4] [--batch 8] [--seq 256] [--vocab 4096] [--steps 6] [--compile] [--muon] [--plain-loss]
     python bench/train.py --sft 0.25 --depth 3 --seq 2048 --dtypes fp32     # the cpu preset's SFT step
 """
 
@@ -43,16 +48,19 @@ def hf_model(cfg: ModelConfig):
     return LlamaForCausalLM(hc).train()
 
 
-def make_step(model, hf: bool, dtype: str, optimizer: str = "adamw", select: bool = False):
+def make_step(model, hf: bool, dtype: str, optimizer: str = "adamw", fused: bool = True):
+    """one training step; `fused` (groundup only): the trainer's loss, model(x, targets=y)"""
     opt = make_optimizer(model, 1e-3, kind=optimizer)
     dev = next(model.parameters()).device.type
 
     def step(x, y):
-        sel = (y != IGNORE) if select else None
         with (torch.autocast(dev, dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()):
-            logits = model(input_ids=x).logits if hf else model(x, select=sel)   # (B, T, V) | (N, V)
-        y = y if sel is None else y[sel]
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.flatten(), ignore_index=IGNORE)
+            if not hf and fused:
+                loss = model(x, targets=y) / (y != IGNORE).sum()          # mean nats, as below
+            else:
+                logits = model(input_ids=x).logits if hf else model(x)    # (B, T, V)
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.flatten(),
+                                       ignore_index=IGNORE)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -83,6 +91,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--muon", action="store_true",
                     help="also time groundup with --optimizer muon (the step's extra cost)")
+    ap.add_argument("--plain-loss", action="store_true",
+                    help="also time groundup with transformers' loss (full logits, then F.cross_entropy)")
     ap.add_argument("--sft", type=float, default=0.0, metavar="F",
                     help="time a fine-tuning step: a share F of the targets carries the loss")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -109,13 +119,18 @@ def main() -> None:
         ours = Transformer(cfg).to(a.device)
         ours.init_weights()
         theirs = hf_model(cfg).to(a.device)
-        variants = {"groundup": make_step(ours, False, dtype, select=bool(a.sft)),
+        variants = {"groundup": make_step(ours, False, dtype),
                     "transformers": make_step(theirs, True, dtype)}
+        if a.plain_loss:
+            torch.manual_seed(0)
+            pl = Transformer(cfg).to(a.device)
+            pl.init_weights()
+            variants["groundup+plain-loss"] = make_step(pl, False, dtype, fused=False)
         if a.muon:
             torch.manual_seed(0)
             mu = Transformer(cfg).to(a.device)
             mu.init_weights()
-            variants["groundup+muon"] = make_step(mu, False, dtype, "muon", select=bool(a.sft))
+            variants["groundup+muon"] = make_step(mu, False, dtype, "muon")
         if a.compile:
             torch.manual_seed(0)
             comp = Transformer(cfg).to(a.device)

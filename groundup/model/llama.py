@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from groundup.model.config import ModelConfig
+from groundup.model.loss import linear_cross_entropy
 from groundup.model.rope import apply_rope, inv_frequencies, rope_table, signed_sin
 
 KV = tuple[torch.Tensor, torch.Tensor]   # one layer's cache: k, v each (B, n_kv_heads, T_max, head_dim)
@@ -209,8 +210,12 @@ class Transformer(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, idx: torch.Tensor, cache: list[KV] | None = None, pos: int | torch.Tensor = 0,
                 mask: torch.Tensor | None = None, last_only: bool = False,
-                select: torch.Tensor | None = None) -> torch.Tensor:
+                select: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> torch.Tensor:
         """idx (B, T) token ids -> logits (B, T, V) float32 ((B, 1, V) with last_only).
+
+        targets: (B, T) ids -> instead of logits, the summed cross-entropy (nats, a float32
+        scalar) over the targets >= 0, with the output head fused into the loss (loss.py: the
+        (B, T, V) logits are never held; training's path).
 
         select: a boolean (B, T) -- logits (N, V) for its N true positions only, in row order.
         Fine-tuning puts the loss on the assistant's tokens only (12% of the cpu preset's rows);
@@ -235,6 +240,8 @@ class Transformer(nn.Module):
             cos, sin = cos[pos].view(B, 1, 1, -1), sin[pos].view(B, 1, 1, -1)   # (B, 1, 1, D)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, None if cache is None else cache[i], pos, mask)
+        if targets is not None:
+            return linear_cross_entropy(self.norm(x), self.lm_head.weight, targets)
         if last_only:
             x = x[:, -1:, :]
         elif select is not None:

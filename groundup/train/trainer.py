@@ -215,13 +215,6 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 # ----------------------------------------------------------------------------- helpers
 
-def loss_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Summed cross-entropy (nats) over the targets that count: y == IGNORE carries no loss.
-    logits (B, T, V) with y (B, T), or already selected: (N, V) with y (N,)."""
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.flatten(),  # (B*T, V)
-                           ignore_index=IGNORE, reduction="sum")
-
-
 def cpu_has_fast_bf16() -> bool:
     """AMX: the CPUs on which bf16 autocast beats float32 (bench/train.py). AVX512-BF16 alone
     is not enough: on a 2-core Xeon with it and no AMX, bf16 trained 1.5x *slower* than fp32."""
@@ -446,14 +439,10 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             sync = d.world == 1 or i == len(batches) - 1
             with (contextlib.nullcontext() if sync else fwd.no_sync()):
-                # logits only where a target counts (fine-tuning: the assistant's tokens); a
-                # compiled model keeps static shapes and computes them all
-                sel = y != IGNORE
-                if cfg.compile or bool(sel.all()):
-                    sel = None
                 with _autocast(cfg, d.device):
-                    logits = fwd(x, select=sel)                     # (B, T, V), or (N, V)
-                loss = loss_sum(logits, y if sel is None else y[sel])
+                    # summed nats over the targets that count (IGNORE is negative: none), the
+                    # output head fused into the loss and run on those positions only (model/loss.py)
+                    loss = fwd(x, targets=y)
                 (loss * (d.world / n_tgt)).backward()    # DDP averages over ranks: undo that
             step_loss += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

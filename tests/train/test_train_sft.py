@@ -5,14 +5,16 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from groundup.chat.format import render_conversation
 from groundup.errors import UserError
 from groundup.io import read_jsonl
 from groundup.model import load_model
+from groundup.model.loss import linear_cross_entropy
 from groundup.tokenizer import load_tokenizer
 from groundup.train.data import IGNORE, PackedRows, prepare_sft_data
-from groundup.train.trainer import SFTConfig, TrainConfig, loss_sum, pretrain, sft
+from groundup.train.trainer import SFTConfig, TrainConfig, pretrain, sft
 
 TOOLS = [{"name": "read_file", "description": "Read a file.",
           "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
@@ -94,10 +96,12 @@ def test_user_turns_and_tool_results_carry_no_loss(tok_dir, tmp_path):
     learned = tok.decode(y[y != IGNORE].tolist())
     assert "Reading it." in learned and "read_file" in learned and "QUOKKA to 41" in learned
     assert "please look" not in learned and TOOL_TEXT not in learned and "coding agent" not in learned
-    # and the loss really has no gradient there: d loss / d logits == 0 at every ignored target
-    logits = torch.randn(*y.shape, tok.vocab_size, requires_grad=True)
-    loss_sum(logits, y).backward()
-    per_pos = logits.grad.abs().sum(-1)                        # (N, T)
+    # and the trainer's loss (the head fused in, model/loss.py) really has no gradient there:
+    # d loss / d h == 0 at every ignored target, for the last hidden states h of each position
+    h = torch.randn(*y.shape, 32, requires_grad=True)          # (N, T, C)
+    head = torch.randn(tok.vocab_size, 32, requires_grad=True)  # (V, C)
+    linear_cross_entropy(h, head, y.long()).backward()
+    per_pos = h.grad.abs().sum(-1)                             # (N, T)
     assert (per_pos[y == IGNORE] == 0).all()
     assert (per_pos[y != IGNORE] > 0).all()
     # the ignored targets are exactly the user text, tool results, system, tools and headers
@@ -178,9 +182,18 @@ def test_lr_scale_multiplies_the_default_fine_tuning_rate(base_run, tok_dir, tmp
     assert lrs[3.0] == pytest.approx([3 * x for x in lrs[1.0]])
 
 
-def test_logits_only_where_targets_count_give_the_full_forwards_loss_and_gradients():
-    """The trainer asks the model for logits at the assistant's positions only (select=): the
-    loss and every parameter's gradient must be those of the full (B, T, V) forward."""
+def loss_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """the reference: torch's cross-entropy of materialised logits, summed over counted targets"""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.flatten(), ignore_index=IGNORE,
+                           reduction="sum")
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_fused_loss_gives_the_full_forwards_loss_and_gradients(autocast):
+    """The trainer's loss, model(x, targets=y), folds the output head into the cross-entropy
+    and runs it on the counted positions only (model/loss.py): the loss and every parameter's
+    gradient must be those of the full (B, T, V) logits through torch's cross_entropy -- with a
+    tied head (its gradient has two sources), a row without any target, and under bf16 autocast."""
     from groundup.model import ModelConfig, Transformer
     torch.manual_seed(0)
     m = Transformer(ModelConfig.from_depth(2, 300, max_seq_len=64, tie_embeddings=True))
@@ -190,20 +203,38 @@ def test_logits_only_where_targets_count_give_the_full_forwards_loss_and_gradien
     y[:, :20] = IGNORE                                        # a prompt, then a turn, then a result
     y[1, 40:55] = IGNORE
     y[2] = IGNORE                                             # a row with no target at all
-    sel = y != IGNORE
-
-    full = loss_sum(m(x), y)
-    full.backward()
-    g_full = {n: p.grad.clone() for n, p in m.named_parameters()}
+    grads = []
+    for fused in (False, True):
+        m.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = m(x, targets=y) if fused else loss_sum(m(x), y)
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in m.named_parameters()}))
+    (full, g_full), (part, g_part) = grads
+    assert part.dtype == torch.float32 and full.dtype == torch.float32
+    assert torch.allclose(part, full, rtol=1e-5)
+    tol = dict(rtol=2e-2, atol=1e-3) if autocast else dict(rtol=1e-4, atol=1e-5)   # of the largest
+    for n, g in g_full.items():
+        scale = float(g.abs().max())
+        assert torch.allclose(g_part[n] / scale, g / scale, **tol), n
+    # nothing counts: a zero loss that still back-propagates (zero gradients)
     m.zero_grad()
+    none = m(x, targets=torch.full_like(y, IGNORE))
+    none.backward()
+    assert float(none) == 0.0 and all(float(p.grad.abs().max()) == 0.0 for p in m.parameters())
+
+
+def test_select_gives_the_rows_of_the_full_logits():
+    """evaluation asks for the logits of the counted positions only (select=): the same rows, in row order"""
+    from groundup.model import ModelConfig, Transformer
+    torch.manual_seed(0)
+    m = Transformer(ModelConfig.from_depth(2, 300, max_seq_len=64))
+    m.init_weights()
+    x = torch.randint(0, 300, (3, 64))
+    sel = torch.rand(3, 64) < 0.3
     logits = m(x, select=sel)
     assert logits.shape == (int(sel.sum()), 300)
-    assert torch.allclose(logits, m(x)[sel], atol=1e-5)       # the same rows, in row order
-    part = loss_sum(logits, y[sel])
-    part.backward()
-    assert torch.allclose(part, full, rtol=1e-5)
-    for n, p in m.named_parameters():
-        assert torch.allclose(p.grad, g_full[n], rtol=1e-4, atol=1e-7), n
+    assert torch.allclose(logits, m(x)[sel], atol=1e-5)
 
 
 def test_auto_dtype_takes_bf16_on_a_cpu_only_with_amx(monkeypatch):
