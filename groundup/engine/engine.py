@@ -35,12 +35,12 @@ from typing import Any, Iterator
 
 import torch
 
+from groundup.engine.cpu_linear import cpu_decode_layout, cpu_pack_linears
 from groundup.engine.detok import TextStream
 from groundup.engine.kvcache import KVCache
 from groundup.engine.sampling import Sampler, SamplingParams, sample_rows
 from groundup.errors import UserError
 from groundup.model import Transformer, load_model, parse_dtype
-from groundup.model.llama import is_compiling
 
 
 @dataclass
@@ -194,71 +194,6 @@ class Batch:
                 self.cache.move_row(last, r, self.seqs[last].length)
                 self.seqs[r] = self.seqs[last]
             self.seqs.pop()
-
-
-def cpu_decode_layout(model: torch.nn.Module) -> None:
-    """Store every *wide* weight (more outputs than inputs: q/k/v, gate/up, the output head)
-    column-major -- same values, same shape, transposed strides. A decode step multiplies one
-    row vector by each weight; on CPU that product streams a column-major wide matrix much
-    faster (bench/engine.py, 2 cores: the 100M model's batch-1 decode +25-30%, 16 concurrent
-    sequences +40%; the 32000x768 head alone 1.7x), while the narrow ones (o_proj, down) are
-    faster as they are. A tied head moves its embedding table too (a lookup reads one strided
-    row per token: nothing)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Linear) and m.out_features > m.in_features:
-            m.weight.data = m.weight.data.t().contiguous().t()
-
-
-class PackedLinear(torch.nn.Linear):
-    """A Linear that also holds its weight reordered into oneDNN's blocked layout, used when
-    the input has more than one row (batched decode, prefill), and for one row when the
-    weight is too big for the cache. Why: the general matmul handles a few rows poorly on CPU
-    -- on the 100M model's weights, 16 rows (16 sequences decoding together) took 4x the time
-    of one row; oneDNN's kernel on a weight reordered once for it, 2x (bench/engine.py
-    measures the whole step). One row (batch-1 decode) is CPU-dependent: on an AVX2 EPYC a
-    big packed weight streams 1.1-1.6x faster than the plain matrix-vector product (768x768
-    to 768x32000, 2 cores; a small one, read from cache, is faster plain: 256x256 0.35x
-    packed), on an AVX-512 Xeon MKL's plain product is the faster (100M model, batch 1: 60.9
-    against 52.4 tok/s). Same results to float rounding. The price is a second copy of every
-    linear weight in memory."""
-
-    ROWS_HINT = 16                  # oneDNN's reorder asks for a typical row count (8-128: same speed)
-    # weights of at least this many elements use the packed copy for one row too: 2^19 (2 MB in
-    # float32) where the CPU's best vector unit is AVX2, never elsewhere
-    ONE_ROW_MIN = 1 << 19 if torch.backends.cpu.get_cpu_capability() == "AVX2" else 1 << 62
-
-    def pack(self) -> None:
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach().contiguous(),
-                                                              self.ROWS_HINT)
-        self.packed_version = self.weight._version      # an in-place update (an optimizer step) bumps it
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if ((x.numel() == x.shape[-1] and self.weight.numel() < self.ONE_ROW_MIN) or is_compiling()
-                or (torch.is_grad_enabled() and self.weight.requires_grad)):
-            # one row through a small weight; torch.compile tracing; or training (the oneDNN op
-            # has no gradient)
-            return torch.nn.functional.linear(x, self.weight, self.bias)
-        if self.weight._version != self.packed_version:  # the weight changed since it was packed
-            self.pack()
-        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.packed, self.bias,
-                                               "none", [], "")
-        return y.view(*x.shape[:-1], y.shape[-1])
-
-
-def cpu_pack_linears(model: torch.nn.Module) -> None:
-    """Turn every float32 Linear of `model` into a PackedLinear (in place: same parameters,
-    same state_dict); nothing changes where this torch has no oneDNN."""
-    try:
-        torch.ops.mkldnn._reorder_linear_weight                             # noqa: B018 (probes)
-        torch.ops.mkldnn._linear_pointwise                                  # noqa: B018
-    except (AttributeError, RuntimeError):
-        return
-    if not torch.backends.mkldnn.is_available():
-        return
-    for m in model.modules():
-        if type(m) is torch.nn.Linear and m.weight.dtype == torch.float32:   # (once: not PackedLinear)
-            m.__class__ = PackedLinear
-            m.pack()
 
 
 class Engine:

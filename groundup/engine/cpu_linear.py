@@ -1,0 +1,128 @@
+"""How the engine multiplies by its weights on a CPU: layouts and kernels for decode.
+
+A decode step multiplies one row (batch 1) or a few rows (batched and continuous-batching
+decode) by every weight matrix, and which kernel does that fastest depends on the CPU and on
+the matrix -- measured on the development machines (bench/engine.py, docs/03-engine.md):
+
+- One row times a *wide* matrix (more outputs than inputs: q/k/v, gate/up, the output head)
+  streams much faster column-major (cpu_decode_layout; the 32000x768 head: 13 -> 21 GB/s).
+- A few rows: oneDNN's kernel on a weight reordered once into its blocked layout ("packed")
+  beat the general matmul by 1.3-2x on the 100M model's 768-wide matrices, on an AVX2 EPYC
+  and on an AVX-512 Xeon alike; on the Xeon the plain matmul on a column-major matrix beat the
+  packed one by 1.5-2x on the 10M model's 256-wide ones. Neither wins everywhere, so the engine
+  *times both* once per weight shape when it loads a model (a few ms each, at most ~0.1 s for
+  a 32000-row head) and keeps the faster -- as FFTW plans a transform or cuDNN picks a
+  convolution algorithm.
+- One row through a weight too big for the cache: packed on an AVX2 CPU, plain elsewhere.
+
+All the variants give the plain product's values to float rounding; the parameters and the
+state_dict never change (the extra layouts are copies held beside them).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from groundup.model.llama import is_compiling
+
+
+def cpu_decode_layout(model: torch.nn.Module) -> None:
+    """Store every *wide* weight (more outputs than inputs: q/k/v, gate/up, the output head)
+    column-major -- same values, same shape, transposed strides. A decode step multiplies one
+    row vector by each weight; on CPU that product streams a column-major wide matrix much
+    faster (bench/engine.py, 2 cores: the 100M model's batch-1 decode +25-30%; the 32000x768
+    head alone 1.7x), while the narrow ones (o_proj, down) are not faster so. A tied head
+    moves its embedding table too (a lookup reads one strided row per token: nothing)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear) and m.out_features > m.in_features:
+            m.weight.data = m.weight.data.t().contiguous().t()
+
+
+def _best_time(fn, reps: int = 5) -> float:
+    fn()                                    # warm: first-touch allocation, kernel selection
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+class PackedLinear(torch.nn.Linear):
+    """A Linear that keeps, beside its weight, a copy laid out for products of several rows
+    (batched decode, prefill): oneDNN's blocked layout ("packed") or a plain column-major
+    matrix for the general matmul, whichever `choose_kernel` timed faster for this weight's
+    shape. One row goes through the weight itself (cpu_decode_layout), or through the packed
+    copy when the weight is too big for the cache on an AVX2 CPU. Training is untouched: with
+    gradients on, the plain product runs (the oneDNN op has no backward), and a weight changed
+    in place is laid out again before its next use."""
+
+    ROWS_HINT = 16                  # rows to tune for (oneDNN's reorder asks for a typical count too)
+    # weights of at least this many elements use the packed copy for one row too: 2^19 (2 MB in
+    # float32) where the CPU's best vector unit is AVX2, never elsewhere
+    ONE_ROW_MIN = 1 << 19 if torch.backends.cpu.get_cpu_capability() == "AVX2" else 1 << 62
+    kernels: dict[tuple, str] = {}  # (out, in, bias?) -> "packed" | "plain": timed once per process
+
+    def pack(self) -> None:
+        w = self.weight.detach()
+        packed = torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), self.ROWS_HINT)
+        colmajor = w if w.t().is_contiguous() else w.t().contiguous().t()
+        key = (*w.shape, self.bias is not None)
+        if key not in self.kernels:
+            self.kernels[key] = self.choose_kernel(packed, colmajor)
+        self.kernel = self.kernels[key]
+        big_row = w.numel() >= self.ONE_ROW_MIN
+        self.packed = packed if self.kernel == "packed" or big_row else None
+        self.colmajor = colmajor if self.kernel == "plain" else None
+        self.packed_version = self.weight._version      # an in-place update (an optimizer step) bumps it
+
+    def choose_kernel(self, packed: torch.Tensor, colmajor: torch.Tensor) -> str:
+        """time ROWS_HINT rows through both layouts; the faster one's name"""
+        x = torch.randn(self.ROWS_HINT, self.in_features, dtype=colmajor.dtype)
+        b = None if self.bias is None else self.bias.detach()
+        with torch.inference_mode():
+            t_packed = _best_time(lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], ""))
+            t_plain = _best_time(lambda: F.linear(x, colmajor, b))
+        return "plain" if t_plain < t_packed else "packed"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        one_row = x.numel() == x.shape[-1]
+        if ((one_row and self.weight.numel() < self.ONE_ROW_MIN) or is_compiling()
+                or (torch.is_grad_enabled() and self.weight.requires_grad)):
+            # one row through a small weight; torch.compile tracing; or training
+            return F.linear(x, self.weight, self.bias)
+        if self.weight._version != self.packed_version:  # the weight changed since it was laid out
+            self.pack()
+        if self.kernel == "plain" and not one_row:
+            return F.linear(x, self.colmajor, self.bias)
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.packed, self.bias,
+                                               "none", [], "")
+        return y.view(*x.shape[:-1], y.shape[-1])
+
+
+def cpu_pack_linears(model: torch.nn.Module) -> None:
+    """Turn every float32 Linear of `model` into a PackedLinear (in place: same parameters,
+    same state_dict); nothing changes where this torch has no oneDNN."""
+    try:
+        torch.ops.mkldnn._reorder_linear_weight                             # noqa: B018 (probes)
+        torch.ops.mkldnn._linear_pointwise                                  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return
+    if not torch.backends.mkldnn.is_available():
+        return
+    for m in model.modules():
+        if type(m) is torch.nn.Linear and m.weight.dtype == torch.float32:   # (once: not PackedLinear)
+            m.__class__ = PackedLinear
+            m.pack()
+
+
+def multi_row_kernels(model: torch.nn.Module) -> dict[str, int]:
+    """how many linears use each kernel for several rows, e.g. {"plain": 19}"""
+    out: dict[str, int] = {}
+    for m in model.modules():
+        if isinstance(m, PackedLinear):
+            out[m.kernel] = out.get(m.kernel, 0) + 1
+    return out
