@@ -41,14 +41,17 @@ def cpu_decode_layout(model: torch.nn.Module) -> None:
             m.weight.data = m.weight.data.t().contiguous().t()
 
 
-def _best_time(fn, reps: int = 5) -> float:
-    fn()                                    # warm: first-touch allocation, kernel selection
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+def _faster(a, b, rounds: int = 7) -> bool:
+    """whether fn a ran faster than fn b: the best of `rounds` alternating runs of each, so a
+    burst of noise from a neighbour on a shared machine hits both"""
+    a(), b()                                # warm: first-touch allocation, kernel selection
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for i, fn in enumerate((a, b)):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best[0] < best[1]
 
 
 class PackedLinear(torch.nn.Linear):
@@ -84,9 +87,9 @@ class PackedLinear(torch.nn.Linear):
         x = torch.randn(self.ROWS_HINT, self.in_features, dtype=colmajor.dtype)
         b = None if self.bias is None else self.bias.detach()
         with torch.inference_mode():
-            t_packed = _best_time(lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], ""))
-            t_plain = _best_time(lambda: F.linear(x, colmajor, b))
-        return "plain" if t_plain < t_packed else "packed"
+            plain_wins = _faster(lambda: F.linear(x, colmajor, b),
+                                 lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], ""))
+        return "plain" if plain_wins else "packed"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         one_row = x.numel() == x.shape[-1]
