@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from groundup.engine import Engine, SamplingParams  # noqa: E402
+from groundup.engine.cpu_linear import multi_row_kernels  # noqa: E402
 from groundup.model import load_model  # noqa: E402
 
 
@@ -117,7 +118,8 @@ def main() -> None:
     # ---- 1. ~10M params: overhead-bound
     hf, d = hf_llama(256, 6, 4, 2, 704, 8192, dtype, device)
     eng = Engine(load_model(d, dtype=dtype, device=device))
-    print(f"\n[10M] params={eng.model.num_params() / 1e6:.1f}M")
+    print(f"\n[10M] params={eng.model.num_params() / 1e6:.1f}M  multi-row kernels (timed at load): "
+          f"{multi_row_kernels(eng.model) or 'n/a'}")
     ours = decode_rate(our_gen(eng, prompt), n, reps)
     theirs = decode_rate(hf_gen(hf, prompt, device), n, reps)
     print(f"  decode batch 1: ours {ours:8.1f} tok/s   transformers {theirs:8.1f} tok/s   ratio {ours / theirs:.2f}x  (goal >= 2x)")
@@ -145,7 +147,8 @@ def main() -> None:
     nparams = eng.model.num_params()
     # a decode step reads every weight once, except the embedding table (one row)
     read_bytes = (nparams - cfg.vocab_size * cfg.dim * (0 if cfg.tie_embeddings else 1)) * eng.model.lm_head.weight.element_size()
-    print(f"\n[100M] params={nparams / 1e6:.1f}M  weights read per token={read_bytes / 1e6:.0f} MB")
+    print(f"\n[100M] params={nparams / 1e6:.1f}M  weights read per token={read_bytes / 1e6:.0f} MB  "
+          f"multi-row kernels: {multi_row_kernels(eng.model) or 'n/a'}")
     # the anchor is measured before and after the decode runs and the higher value kept: on a
     # shared machine the copy rate moved 22-35 GB/s between runs, and a low reading would
     # flatter the fraction

@@ -29,6 +29,8 @@ cross-entropy and Apple's "cut cross-entropy", written here in plain torch ops.)
 
 Targets below 0 carry no loss (the trainer's IGNORE is -1): their rows are dropped before the
 head, so fine-tuning, where ~12-25% of positions count, computes the head for those only.
+The fused loop is the default on CPU, where it was measured; on a GPU the plain head and loss
+run (on the selected rows), as measured there before (see `linear_cross_entropy`).
 Under autocast the matrix products run in the autocast dtype and the softmax in float32, as
 autocast would run the plain version.
 """
@@ -36,6 +38,7 @@ autocast would run the plain version.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def chunk_rows(vocab: int) -> int:
@@ -85,13 +88,22 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 @torch.compiler.disable   # a compiled model stops before it: the row selection has a data-dependent shape
-def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         fused: bool | None = None) -> torch.Tensor:
     """Summed cross-entropy (nats, float32) of the logits h @ weight^T against targets, over the
-    targets >= 0 only. h (..., C), targets (...) of the same leading shape, weight (V, C)."""
+    targets >= 0 only. h (..., C), targets (...) of the same leading shape, weight (V, C).
+
+    fused: the chunked loop above (default on CPU, where it was measured: bench/train.py), or
+    the plain head + F.cross_entropy on the selected rows (default on GPUs: there the loop's
+    many small kernels against the memory passes it saves has not been measured yet)."""
     h, targets = h.reshape(-1, h.shape[-1]), targets.reshape(-1)         # (B*T, C), (B*T,)
     keep = targets >= 0
     if not bool(keep.all()):
         h, targets = h[keep], targets[keep]                              # (N, C), (N,)
     if h.shape[0] == 0:
         return (h.sum() + weight.sum()).float() * 0.0                    # no target counts: a zero with a graph
+    if fused is None:
+        fused = h.device.type == "cpu"
+    if not fused:
+        return F.cross_entropy((h @ weight.t()).float(), targets, reduction="sum")   # logits (N, V)
     return _LinearCrossEntropy.apply(h, weight, targets)

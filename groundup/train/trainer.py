@@ -29,7 +29,10 @@ Design choices:
   slower on a Xeon with AVX512-BF16 but no AMX.
   Master weights, optimizer state and the loss stay float32 in every case.
 - torch.compile is off by default: on a GPU it doubles throughput (bench/train.py), but on a
-  CPU it costs 45-90 s of compilation for a <= 1.2x gain, a loss inside a 30-minute budget.
+  CPU it costs 20-90 s of compilation for a 1.1-1.2x gain (2-core Xeon: 21 s cold, 1.16x at the
+  cpu preset's shape), a wash for the speedrun's few-minute stages.
+- The loss: `model(x, targets=y)` fuses the output head into the cross-entropy (model/loss.py)
+  and runs it on the targets that count only; the (B, T, V) logits are never held.
 """
 
 from __future__ import annotations
