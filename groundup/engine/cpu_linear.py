@@ -34,7 +34,7 @@ def cpu_decode_layout(model: torch.nn.Module) -> None:
     column-major -- same values, same shape, transposed strides. A decode step multiplies one
     row vector by each weight; on CPU that product streams a column-major wide matrix much
     faster (bench/engine.py, 2 cores: the 100M model's batch-1 decode +25-30%; the 32000x768
-    head alone 1.7x), while the narrow ones (o_proj, down) are not faster so. A tied head
+    head alone 1.7x), while the narrow ones (o_proj, down) gain nothing from it. A tied head
     moves its embedding table too (a lookup reads one strided row per token: nothing)."""
     for m in model.modules():
         if isinstance(m, torch.nn.Linear) and m.out_features > m.in_features:
@@ -68,6 +68,7 @@ class PackedLinear(torch.nn.Linear):
     # float32) where the CPU's best vector unit is AVX2, never elsewhere
     ONE_ROW_MIN = 1 << 19 if torch.backends.cpu.get_cpu_capability() == "AVX2" else 1 << 62
     kernels: dict[tuple, str] = {}  # (out, in, bias?) -> "packed" | "plain": timed once per process
+    PACKED_MARGIN = 0.9             # packed must take < 90% of plain's time to be chosen
 
     def pack(self) -> None:
         w = self.weight.detach()
@@ -81,8 +82,6 @@ class PackedLinear(torch.nn.Linear):
         self.packed = packed if self.kernel == "packed" or big_row else None
         self.colmajor = colmajor if self.kernel == "plain" else None
         self.packed_version = self.weight._version      # an in-place update (an optimizer step) bumps it
-
-    PACKED_MARGIN = 0.9             # packed must take < 90% of plain's time to be chosen
 
     def choose_kernel(self, packed: torch.Tensor, colmajor: torch.Tensor) -> str:
         """time ROWS_HINT rows through both layouts; "packed" only if clearly faster. The timing

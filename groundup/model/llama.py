@@ -222,10 +222,9 @@ class Transformer(nn.Module):
         scalar) over the targets >= 0, with the output head fused into the loss (loss.py: the
         (B, T, V) logits are never held; training's path).
 
-        select: a boolean (B, T) -- logits (N, V) for its N true positions only, in row order.
-        Fine-tuning puts the loss on the assistant's tokens only (12% of the cpu preset's rows);
-        the output head and the cross-entropy over the rest would be work thrown away (the step
-        at that shape: 1.76x transformers', bench/train.py --sft).
+        select: a boolean (B, T) -- logits (N, V) for its N true positions only, in row order
+        (evaluation: fine-tuning's validation scores the assistant's tokens only, 12% of the
+        cpu preset's rows; `targets=` drops the uncounted positions the same way).
 
         cache: per-layer (k, v) tensors (B, Hkv, T_max, D) to write this call's k/v into.
         pos: where idx starts -- an int shared by all rows, or a (B,) tensor (then T == 1 and
