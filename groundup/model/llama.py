@@ -69,6 +69,15 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
+    # The ragged decode step's attention (several rows, one query each, a mask per row) on CPU:
+    # written out as softmax(q.k^T / sqrt(D) + mask).v where the CPU's best vector unit is AVX2
+    # -- on a 2-core AVX2 EPYC SDPA's kernel took 1.1-2x as long for 4-16 such rows -- and SDPA
+    # elsewhere: on a 2-core AVX-512 Xeon SDPA was the faster, 1.02-1.9x over 4-16 rows and
+    # 60-1000 positions (the 10M model's 16-row decode step: 3.50 against 3.62 ms). A compiled
+    # forward takes the written-out form everywhere: inductor fuses its scale, mask and softmax
+    # (with SDPA there, 16 sequences fell from 7.9x to 7.5x the compiled batch-1 rate).
+    MANUAL_RAGGED_CPU = torch.backends.cpu.get_cpu_capability() == "AVX2"
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
@@ -127,10 +136,7 @@ class Attention(nn.Module):
         B = q.shape[0]
         # the `group` query heads that share a kv head become `group` query rows against it
         qg = q.reshape(B, self.n_kv_heads, self.group, self.head_dim)               # (B, Hkv, G, D)
-        if mask is not None and q.device.type == "cpu":
-            # several rows (batched decode) on CPU: SDPA's kernel costs 1.1-2x this plain
-            # softmax(q.k^T / sqrt(D) + mask).v for 4-16 rows of one query each (2 cores); for
-            # one row, and on GPUs, SDPA is the faster one
+        if mask is not None and q.device.type == "cpu" and (self.MANUAL_RAGGED_CPU or is_compiling()):
             s = torch.matmul(qg, k.transpose(-1, -2)).mul_(self.head_dim ** -0.5)   # (B, Hkv, G, L)
             s = s.masked_fill_(~mask, float("-inf")) if mask.dtype == torch.bool else s.add_(mask)
             y = torch.matmul(s.float().softmax(-1).to(v.dtype), v)                  # (B, Hkv, G, D)

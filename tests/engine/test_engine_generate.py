@@ -363,10 +363,14 @@ def test_big_weights_use_the_packed_copy_for_one_row_too(hf_and_dir, monkeypatch
     assert 1 in rows                                            # decode steps ran it on one row
 
 
-def test_batched_decode_attention_on_cpu_matches_sdpa():
-    """The ragged decode step computes attention by hand on CPU (faster than SDPA's kernel for
-    several single-query rows): same output as SDPA, with an additive or a boolean mask."""
+@pytest.mark.parametrize("manual", [True, False])
+def test_batched_decode_attention_on_cpu_matches_sdpa(monkeypatch, manual):
+    """The ragged decode step computes attention by hand on an AVX2 CPU (faster there than
+    SDPA's kernel for several single-query rows), through SDPA elsewhere: both give SDPA's output
+    on the full tensors, with an additive or a boolean mask."""
     from groundup.model import ModelConfig, Transformer
+    from groundup.model.llama import Attention
+    monkeypatch.setattr(Attention, "MANUAL_RAGGED_CPU", manual)
     torch.manual_seed(0)
     attn = Transformer(ModelConfig.from_depth(1, V, max_seq_len=64)).layers[0].self_attn
     B, L = 4, 9
