@@ -54,6 +54,16 @@ def _best_times(a, b, rounds: int = 7) -> tuple[float, float]:
     return best[0], best[1]
 
 
+def _packed(w: torch.Tensor, rows: int) -> torch.Tensor:
+    """w reordered into oneDNN's blocked layout for products of ~`rows` rows"""
+    return torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), rows)
+
+
+def _colmajor(w: torch.Tensor) -> torch.Tensor:
+    """w itself if it is column-major already (cpu_decode_layout's wide weights), else a copy that is"""
+    return w if w.t().is_contiguous() else w.t().contiguous().t()
+
+
 class PackedLinear(torch.nn.Linear):
     """A Linear that keeps, beside its weight, a copy laid out for products of several rows
     (batched decode, prefill): oneDNN's blocked layout ("packed") or a plain column-major
@@ -71,16 +81,15 @@ class PackedLinear(torch.nn.Linear):
     PACKED_MARGIN = 0.9             # packed must take < 90% of plain's time to be chosen
 
     def pack(self) -> None:
+        """lay the weight out for the kernel its shape uses (timed on the first weight of a shape)"""
         w = self.weight.detach()
-        packed = torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), self.ROWS_HINT)
-        colmajor = w if w.t().is_contiguous() else w.t().contiguous().t()
         key = (*w.shape, self.bias is not None)
         if key not in self.kernels:
-            self.kernels[key] = self.choose_kernel(packed, colmajor)
+            self.kernels[key] = self.choose_kernel(_packed(w, self.ROWS_HINT), _colmajor(w))
         self.kernel = self.kernels[key]
         big_row = w.numel() >= self.ONE_ROW_MIN
-        self.packed = packed if self.kernel == "packed" or big_row else None
-        self.colmajor = colmajor if self.kernel == "plain" else None
+        self.packed = _packed(w, self.ROWS_HINT) if self.kernel == "packed" or big_row else None
+        self.colmajor = _colmajor(w) if self.kernel == "plain" else None
         self.packed_version = self.weight._version      # an in-place update (an optimizer step) bumps it
 
     def choose_kernel(self, packed: torch.Tensor, colmajor: torch.Tensor) -> str:
