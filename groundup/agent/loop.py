@@ -46,7 +46,7 @@ from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import system_prompt
 from groundup.agent.session import Session, interrupted_result
-from groundup.agent.tools import CORE_TOOLS, READ_ONLY, Toolbox, ToolResult
+from groundup.agent.tools import CORE_TOOLS, Toolbox, ToolResult, ToolSource
 from groundup.chat.types import ToolCall
 from groundup.providers.base import (Finish, Model, ProviderError, TextDelta, ToolCallEvent,
                                      Usage)
@@ -98,6 +98,7 @@ class Agent:
     max_format_errors: int = 3
     max_repeats: int | None = None          # the same call with the same result this often stops the run
     max_output_tokens: int | None = None    # per model turn
+    tool_sources: tuple[ToolSource, ...] = ()  # tools beyond the core set (tools.ToolSource)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -109,7 +110,8 @@ class Agent:
         # were trained with (tools.CORE_TOOLS)
         self.toolbox = Toolbox(self.root, self.extra_dirs, self.permissions,
                                on_todos=lambda todos: self.emit({"type": "todos", "todos": todos}),
-                               tools=CORE_TOOLS if self.compact_prompt else None)
+                               tools=CORE_TOOLS if self.compact_prompt else None,
+                               sources=self.tool_sources)
         if self.session is None and self.session_dir is not None:
             self.session = Session.create(self.session_dir)
         self.total_usage = Usage()
@@ -206,7 +208,7 @@ class Agent:
     def execute(self, calls: list[ToolCall]) -> None:
         for call in calls:
             self.emit({"type": "tool_call", **call.to_dict()})
-        if len(calls) > 1 and all(c.name in READ_ONLY and not c.error for c in calls):
+        if len(calls) > 1 and all(self.toolbox.is_read_only(c.name) and not c.error for c in calls):
             with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
                 results = list(pool.map(self.toolbox.execute, calls))
             for call, result in zip(calls, results):

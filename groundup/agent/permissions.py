@@ -172,13 +172,15 @@ class Permissions:
         self.deny = [r if isinstance(r, Rule) else Rule.parse(r) for r in self.deny]
 
     def decide(self, tool: str, arguments: dict[str, Any], target: str | None,
-               summary: str) -> Decision:
+               summary: str, read_only: bool = False) -> Decision:
         """May this call run? `target` is the command for bash, else the path relative to
-        the root (posix) or None; `summary` is what the user is shown when asked."""
+        the root (posix) or None; `summary` is what the user is shown when asked;
+        `read_only` marks a tool from a ToolSource (tools.py) that changes nothing, which
+        runs as freely as the core read tools."""
         for rule in self.deny:
             if rule.matches(tool, target):
                 return Decision(False, f"denied by the rule {rule} in the settings")
-        if tool in READ_TOOLS:
+        if tool in READ_TOOLS or read_only:
             return Decision(True)
         if self.mode == "plan":
             return Decision(False, "plan mode is read-only: describe the change instead of "

@@ -21,6 +21,10 @@ Design choices:
 - Writes are atomic (temp file + rename, from groundup.io), keep the file's mode, and keep
   its line endings: a CRLF file is edited and written back as CRLF, while the model only
   ever sees and writes `\\n`.
+- Tools from elsewhere (an MCP server, the retrieval index, subagents) plug in as a
+  `ToolSource`: the Toolbox offers their schemas after its own, checks the arguments against
+  them and asks the permission system exactly as for a core tool, then hands the call over.
+  One door for every tool, so no tool can skip the checks.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import time
 from dataclasses import dataclass
 from difflib import unified_diff
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from groundup.agent import search, shell
 from groundup.agent.permissions import ConfinementError, Permissions, confine
@@ -120,12 +124,29 @@ TOOL_NAMES = [s["name"] for s in SCHEMAS]
 # a choice it can get wrong
 CORE_TOOLS = ("read_file", "edit_file", "bash", "grep")
 READ_ONLY = frozenset({"read_file", "grep", "glob", "list_dir"})
-_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list}
+_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list,
+          "object": dict}
 
 
-def check_arguments(name: str, args: dict[str, Any]) -> str | None:
-    """Why these arguments do not fit the tool's schema, or None when they do."""
-    schema = next(s for s in SCHEMAS if s["name"] == name)["parameters"]
+class ToolSource(Protocol):
+    """Tools that come from outside this file (an MCP server, the retrieval index, a subagent
+    runner). `schemas()` are tool definitions in the shape of SCHEMAS; `call` runs one whose
+    arguments already fit its schema and passed the permission check, and raises ToolError
+    (or returns an error ToolResult) for anything the model should read and work around."""
+
+    def schemas(self) -> list[dict[str, Any]]: ...
+
+    def is_read_only(self, name: str) -> bool: ...
+
+    def call(self, name: str, args: dict[str, Any]) -> ToolResult: ...
+
+
+def check_arguments(name: str, args: dict[str, Any],
+                    schema: dict[str, Any] | None = None) -> str | None:
+    """Why these arguments do not fit the tool's schema (a core tool's unless `schema`, the
+    tool definition's "parameters", is given), or None when they do."""
+    if schema is None:
+        schema = next(s for s in SCHEMAS if s["name"] == name)["parameters"]
     if not isinstance(args, dict):
         return "arguments must be a JSON object"
     for key in schema["required"]:
@@ -135,7 +156,9 @@ def check_arguments(name: str, args: dict[str, Any]) -> str | None:
         if key not in schema["properties"]:
             return (f"unknown argument {key!r}; {name} takes "
                     + ", ".join(schema["properties"]))
-        want = schema["properties"][key]["type"]
+        want = schema["properties"][key].get("type")
+        if want not in _TYPES:
+            continue                      # a schema we do not check here (object, union...)
         if want == "integer" and isinstance(value, float) and value.is_integer():
             continue                      # 10.0 from a JSON encoder is still line 10
         if value is not None and (not isinstance(value, _TYPES[want])
@@ -162,7 +185,7 @@ class Toolbox:
 
     def __init__(self, root: Path, extra_dirs=(), permissions: Permissions | None = None,
                  on_todos: Callable[[list[dict[str, str]]], None] | None = None,
-                 tools: Sequence[str] | None = None):
+                 tools: Sequence[str] | None = None, sources: Sequence[ToolSource] = ()):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise FileNotFoundError(f"workspace {root} is not a directory")
@@ -173,13 +196,30 @@ class Toolbox:
         if unknown:
             raise ValueError(f"unknown tool(s) {', '.join(unknown)}; the tools are {', '.join(TOOL_NAMES)}")
         self.names = [n for n in TOOL_NAMES if tools is None or n in tools]   # offered, in order
+        self.sources = list(sources)
         self.todos: list[dict[str, str]] = []
         self.read_state: dict[Path, tuple[int, int, str]] = {}
         self.deadline: float | None = None   # time.monotonic() by which a run must end
         self._lock = threading.Lock()
 
     def schemas(self) -> list[dict[str, Any]]:
-        return [dict(s) for s in SCHEMAS if s["name"] in self.names]
+        own = [dict(s) for s in SCHEMAS if s["name"] in self.names]
+        return own + [dict(s) for src in self.sources for s in src.schemas()]
+
+    def source_of(self, name: str) -> tuple[ToolSource, dict[str, Any]] | None:
+        """The ToolSource that offers tool `name`, and its definition (None: not offered)."""
+        for src in self.sources:
+            for s in src.schemas():
+                if s["name"] == name:
+                    return src, s
+        return None
+
+    def is_read_only(self, name: str) -> bool:
+        """Can this call run beside others in one turn (no writes, no commands)?"""
+        if name in self.names:
+            return name in READ_ONLY
+        found = self.source_of(name)
+        return found is not None and found[0].is_read_only(name)
 
     # ------------------------------------------------------------ dispatch
 
@@ -188,8 +228,11 @@ class Toolbox:
             return ToolResult(f"error: your tool call could not be parsed: {call.error}. "
                               "Call a tool with valid JSON arguments.", True)
         if call.name not in self.names:
-            return ToolResult(f"error: unknown tool {call.name!r}; the tools are "
-                              + ", ".join(self.names), True)
+            found = self.source_of(call.name)
+            if found is None:
+                return ToolResult(f"error: unknown tool {call.name!r}; the tools are "
+                                  + ", ".join(s["name"] for s in self.schemas()), True)
+            return self._execute_source(call, *found)
         problem = check_arguments(call.name, call.arguments)
         if problem:
             return ToolResult(f"error: {call.name}: {problem}", True)
@@ -210,6 +253,23 @@ class Toolbox:
             # the file system said no (missing file, permission, is a directory...): the
             # model can adapt, so this is a result, not a crash
             return ToolResult(f"error: {e.strerror or e}: {args.get('path', '')}".rstrip(": "), True)
+
+    def _execute_source(self, call: ToolCall, src: ToolSource,
+                        schema: dict[str, Any]) -> ToolResult:
+        problem = check_arguments(call.name, call.arguments, schema.get("parameters") or {})
+        if problem:
+            return ToolResult(f"error: {call.name}: {problem}", True)
+        args = {k: v for k, v in call.arguments.items() if v is not None}
+        if self.permissions is not None:
+            decision = self.permissions.decide(call.name, args, None,
+                                               self.describe(call.name, args),
+                                               read_only=src.is_read_only(call.name))
+            if not decision.allowed:
+                return ToolResult(f"permission denied: {decision.reason}", True)
+        try:
+            return src.call(call.name, args)
+        except (ToolError, ConfinementError, ValueError) as e:
+            return ToolResult(f"error: {e}", True)
 
     def _target(self, name: str, args: dict[str, Any]) -> tuple[str | None, Path | None]:
         """The permission target (command, or root-relative path) and the resolved path."""

@@ -67,7 +67,8 @@ def test_stats(tok_dir, capsys):
     (["decode", "--tokenizer", "TOK", "--ids", "5,999999"], "not in this tokenizer"),
 ])
 def test_bad_input_is_one_line(tok_dir, tmp_path, args, message):
-    args = [a.replace("TOK", str(tok_dir)).replace("X", str(tmp_path / "out")) for a in args]
+    # whole-argument placeholders: the temporary path itself may contain "X" or "TOK"
+    args = [{"TOK": str(tok_dir), "X": str(tmp_path / "out")}.get(a, a) for a in args]
     p = groundup(*args)
     assert p.returncode == 2
     assert message in p.stderr and "Traceback" not in p.stderr

@@ -208,20 +208,35 @@ def test_fused_loss_gives_the_full_forwards_loss_and_gradients(autocast, fused, 
     from groundup.model.loss import linear_cross_entropy
     # fused=False: the path a GPU takes (the plain head on the selected rows), forced on the CPU
     monkeypatch.setattr(llama, "linear_cross_entropy", lambda *a: linear_cross_entropy(*a, fused=fused))
-    grads = []
-    for ours in (False, True):
+    def grads(ours: bool, bf16: bool):
         m.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = m(x, targets=y) if ours else loss_sum(m(x), y)
         loss.backward()
-        grads.append((loss.detach(), {n: p.grad.clone() for n, p in m.named_parameters()}))
-    (full, g_full), (part, g_part) = grads
+        return loss.detach(), {n: p.grad.clone() for n, p in m.named_parameters()}
+
+    full, g_full = grads(False, autocast)
+    part, g_part = grads(True, autocast)
     assert part.dtype == torch.float32 and full.dtype == torch.float32
-    assert torch.allclose(part, full, rtol=1e-5)
-    tol = dict(rtol=2e-2, atol=1e-3) if autocast else dict(rtol=1e-4, atol=1e-5)   # of the largest
-    for n, g in g_full.items():
-        scale = float(g.abs().max())
-        assert torch.allclose(g_part[n] / scale, g / scale, **tol), n
+    if not autocast:
+        assert torch.allclose(part, full, rtol=1e-5)
+        for n, g in g_full.items():
+            scale = float(g.abs().max())
+            assert torch.allclose(g_part[n] / scale, g / scale, rtol=1e-4, atol=1e-5), n
+    else:
+        # Two bf16 computations round at different points (the fused head works in chunks,
+        # and which bf16 kernels run depends on the CPU's vector unit), so they cannot be
+        # compared element by element. Compare both with the float32 truth instead: ours must
+        # be as close to it as torch's own bf16 path, and within a few bf16 roundings
+        # (unit roundoff u = 2^-8) of it.
+        u = 2.0 ** -8
+        _, g_true = grads(False, False)
+        for n, g in g_true.items():
+            norm = float(g.norm())
+            err_ours = float((g_part[n] - g).norm()) / norm
+            err_torch = float((g_full[n] - g).norm()) / norm
+            assert err_ours <= 1.5 * err_torch + u / 4 and err_ours <= 4 * u, (n, err_ours, err_torch)
+        assert abs(float(part) - float(full)) <= 4 * u * abs(float(full))
     # nothing counts: a zero loss that still back-propagates (zero gradients)
     m.zero_grad()
     none = m(x, targets=torch.full_like(y, IGNORE))
