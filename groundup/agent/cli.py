@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from groundup.agent.permissions import MODES, Permissions
+from groundup.agent.build import build_agent, on_sigterm, sessions_dir
+from groundup.agent.permissions import MODES
 from groundup.agent.session import Session
 from groundup.agent.settings import Settings, load_settings
 from groundup.errors import UserError
@@ -76,21 +76,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         const=True, help="the two-line system prompt for small models")
     prompt.add_argument("--full-prompt", dest="compact_prompt", action="store_const",
                         const=False, help="the full system prompt (environment, tools, memory)")
-
-
-def sessions_dir(root: Path) -> Path:
-    return root / ".groundup" / "sessions"
-
-
-def prepare_workspace(root: Path) -> None:
-    """Make .groundup/ and keep all of it but the project's settings out of git (sessions,
-    history and local settings are private; an untracked .groundup/ would also show up in
-    the git status the system prompt reports)."""
-    gi = root / ".groundup" / ".gitignore"
-    if not gi.exists():
-        gi.parent.mkdir(parents=True, exist_ok=True)
-        gi.write_text("# written by groundup: only settings.json is meant to be committed\n"
-                      "*\n!settings.json\n", encoding="utf-8")
 
 
 def resolve_settings(args: argparse.Namespace) -> tuple[Path, Settings]:
@@ -149,24 +134,6 @@ def check_reachable(url: str | None, timeout: float = 5.0) -> None:
                         "is --base-url right?") from None
 
 
-def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
-                approver=None, on_event=None):
-    from groundup.agent.loop import Agent
-    session, messages = None, []
-    if args.continue_ or args.resume:
-        session = (Session.find(sessions_dir(root), args.resume) if args.resume
-                   else Session.latest(sessions_dir(root)))
-        messages = session.load()
-    prepare_workspace(root)
-    permissions = Permissions(mode=s.permission_mode, allow=list(s.allow), deny=list(s.deny),
-                              approver=approver)
-    return Agent(model, root, max_steps=s.max_steps, max_seconds=s.max_seconds,
-                 session_dir=sessions_dir(root), compact_prompt=s.compact_prompt,
-                 on_event=on_event, token_budget=s.max_tokens, permissions=permissions,
-                 extra_dirs=tuple(Path(d).expanduser() for d in s.add_dirs),
-                 messages=messages, session=session)
-
-
 def run(args: argparse.Namespace) -> int:
     root = Path(args.cwd).expanduser()
     if args.list_sessions:
@@ -176,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     root, s = resolve_settings(args)
     # `kill PID` (SIGTERM) stops a run like Ctrl-C does: the running command's process group
     # is killed and the session closed cleanly, instead of orphaning a test server
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    on_sigterm()
     if args.task is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise UserError("the interactive mode needs a terminal; for scripts and pipes use "
@@ -189,18 +156,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("the task is empty: pass the task after -p")
     model = load_agent_model(s)
     return headless(args, root, s, model, task)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM: unwinds like Ctrl-C (so running commands are killed), but ends the session."""
-
-
-TERMINATED = {"flag": False}     # set once SIGTERM arrived; the interactive loop then ends
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    TERMINATED["flag"] = True
-    raise Terminated
 
 
 def headless(args: argparse.Namespace, root: Path, s: Settings, model: Any, task: str) -> int:

@@ -42,7 +42,7 @@ from rich.markdown import Markdown
 from rich.syntax import Syntax
 from rich.text import Text
 
-from groundup.agent.cli import TERMINATED, Terminated, build_agent, prepare_workspace, sessions_dir
+from groundup.agent.build import TERM_RECEIVED, Terminated, build_agent, prepare_workspace, sessions_dir
 from groundup.agent.permissions import MODES
 from groundup.agent.session import Session
 from groundup.agent.settings import Settings
@@ -200,7 +200,7 @@ def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -
         except Terminated:                 # SIGTERM outside the loop's own handler
             break
         ui.end_text()
-        if TERMINATED["flag"]:
+        if TERM_RECEIVED.is_set():
             break
         if res.stop_reason == "interrupted":
             console.print(Text("interrupted; the session goes on", style="yellow"))

@@ -1,0 +1,78 @@
+"""Putting an agent together from its settings: what the headless mode (cli.py) and the
+interactive mode (tui.py) share.
+
+    build_agent(args, root, settings, model, approver, on_event) -> Agent
+    sessions_dir(root), prepare_workspace(root)
+    on_sigterm(), Terminated, TERM_RECEIVED
+
+Design choices:
+- cli.py parses the command line and chooses a mode; tui.py draws the terminal. Both need
+  the same agent, built from the same settings, so it is built here -- and neither of them
+  imports the other's module (cli.py only imports tui.py when the interactive mode starts).
+- SIGTERM (`kill PID`) unwinds like Ctrl-C, so a running command's process group is killed
+  and the session closed cleanly; `TERM_RECEIVED` tells the interactive loop to end rather
+  than return to the prompt. A threading.Event, not a shared dict: one flag, set once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from groundup.agent.permissions import Permissions
+from groundup.agent.session import Session
+from groundup.agent.settings import Settings
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwinds like Ctrl-C (so running commands are killed), but ends the session."""
+
+
+TERM_RECEIVED = threading.Event()
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    TERM_RECEIVED.set()
+    raise Terminated
+
+
+def on_sigterm() -> None:
+    """From now on, `kill PID` stops a run like Ctrl-C does, and then ends the session."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def sessions_dir(root: Path) -> Path:
+    return root / ".groundup" / "sessions"
+
+
+def prepare_workspace(root: Path) -> None:
+    """Make .groundup/ and keep all of it but the project's settings out of git (sessions,
+    history and local settings are private; an untracked .groundup/ would also show up in
+    the git status the system prompt reports)."""
+    gi = root / ".groundup" / ".gitignore"
+    if not gi.exists():
+        gi.parent.mkdir(parents=True, exist_ok=True)
+        gi.write_text("# written by groundup: only settings.json is meant to be committed\n"
+                      "*\n!settings.json\n", encoding="utf-8")
+
+
+def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
+                approver: Callable | None = None, on_event: Callable | None = None):
+    """The agent for this workspace: a new session, or the one --continue/--resume names."""
+    from groundup.agent.loop import Agent
+    session, messages = None, []
+    if args.continue_ or args.resume:
+        session = (Session.find(sessions_dir(root), args.resume) if args.resume
+                   else Session.latest(sessions_dir(root)))
+        messages = session.load()
+    prepare_workspace(root)
+    permissions = Permissions(mode=s.permission_mode, allow=list(s.allow), deny=list(s.deny),
+                              approver=approver)
+    return Agent(model, root, max_steps=s.max_steps, max_seconds=s.max_seconds,
+                 session_dir=sessions_dir(root), compact_prompt=s.compact_prompt,
+                 on_event=on_event, token_budget=s.max_tokens, permissions=permissions,
+                 extra_dirs=tuple(Path(d).expanduser() for d in s.add_dirs),
+                 messages=messages, session=session)
