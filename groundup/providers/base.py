@@ -36,6 +36,10 @@ class Usage:
 class Finish:
     reason: str                      # "stop" | "tool_calls" | "length"
     usage: Usage = field(default_factory=Usage)
+    # a local model also says which ids it was shown and which it produced (its stop id
+    # included): reinforcement learning trains on exactly those, not on a re-tokenised copy
+    prompt_ids: list[int] | None = None
+    token_ids: list[int] | None = None
 
 
 Event = Union[TextDelta, ToolCallEvent, Finish]

@@ -19,7 +19,11 @@ Design choices:
   is a ProviderError ("context overflow"), the same error the HTTP providers raise, so the
   agent can compact and retry whatever the model.
 - Sampling options (temperature, top_p, top_k, seed) are constructor options; greedy by default
-  so that runs are reproducible.
+  so that runs are reproducible. `stream(..., sampling={...})` overrides them for one call
+  (reinforcement learning samples each attempt of a group with its own seed through one
+  shared model).
+- The final `Finish` carries the prompt ids and the generated ids (stop id included): what the
+  model was shown and what it produced, for training on its own tokens (groundup/rl/).
 - `batch=N` (N > 1) runs generation through a continuous-batching Scheduler (engine/scheduler.py)
   with N slots: one LocalModel can then serve N conversations from N threads at once (agents
   evaluated in parallel), one decode step for all of them, instead of N models each paying the
@@ -121,7 +125,9 @@ class LocalModel:
         return (parser.feed_token(rest, special=False) if rest else []) + parser.feed_token(name, special=True)
 
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-               *, max_tokens: int | None = None) -> Iterator[Event]:
+               *, max_tokens: int | None = None,
+               sampling: dict[str, Any] | None = None) -> Iterator[Event]:
+        """sampling: temperature / top_p / top_k / seed for this call only."""
         from groundup.engine import SamplingParams
 
         ids = self.prompt_ids(messages, tools)
@@ -133,14 +139,16 @@ class LocalModel:
             raise ProviderError(f"context overflow: the prompt is {len(ids)} tokens, which leaves "
                                 f"{max(room, 0)} of {self.path.name}'s {self.engine.max_seq_len} for "
                                 f"the answer (at least {min(wanted, self.min_room)} needed)")
-        params = SamplingParams(max_new_tokens=min(wanted, room),
-                                stop_ids=self.stop_ids, **self.sampling)
+        params = SamplingParams(max_new_tokens=min(wanted, room), stop_ids=self.stop_ids,
+                                **{**self.sampling, **(sampling or {})})
         parser = self.parser(tools)
         n, finish, calls = 0, "stop", 0
+        produced: list[int] = []
         handle = self.scheduler.submit(ids, params) if self.scheduler else None
         try:
             for ev in handle if handle else self.engine.stream(ids, params):
                 n += 1
+                produced.append(ev.token_id)
                 for out in self._feed(parser, ev.token_id, ev.text):
                     calls += isinstance(out, ToolCallEvent)
                     yield out
@@ -154,4 +162,4 @@ class LocalModel:
             yield out
         if calls and finish != "length":
             finish = "tool_calls"
-        yield Finish(finish, Usage(len(ids), n))
+        yield Finish(finish, Usage(len(ids), n), prompt_ids=ids, token_ids=produced)

@@ -256,3 +256,36 @@ def test_batched_local_model_serves_threads_with_the_tokens_each_gets_alone(tmp_
         batched.close()
     assert [(m, f.reason, f.usage) for m, f in got] == [(m, f.reason, f.usage) for m, f in want]
     assert any(f.usage.completion_tokens > 1 for _, f in want)
+
+
+def test_finish_carries_the_ids_shown_and_produced_and_sampling_is_per_call(tmp_path):
+    """The last event says which ids the model was shown and which it produced (reinforcement
+    learning trains on exactly those); `sampling=` sets temperature and seed for one call, and a
+    seeded sample is the same alone and through the batched engine."""
+    from groundup.chat.format import parse_assistant, render_prompt
+    from groundup.model import ModelConfig, Transformer, save_model
+    from groundup.tokenizer import train_tokenizer
+    from groundup.tokenizer.special import SPECIAL_TOKENS
+
+    tok = train_tokenizer(["def f(x): return x + 1\nrun the tests\n" * 30],
+                          vocab_size=256 + len(SPECIAL_TOKENS) + 30, progress=False)
+    torch.manual_seed(0)
+    save_model(Transformer(ModelConfig.from_depth(1, vocab_size=tok.vocab_size, max_seq_len=256)), tmp_path)
+    tok.save(tmp_path)
+    msgs = [{"role": "user", "content": "fix it"}]
+    m = load_model(f"local:{tmp_path}")
+    msg, fin = collect(m.stream(msgs, TOOLS, max_tokens=20))
+    assert fin.prompt_ids == render_prompt(msgs, TOOLS, tok)
+    assert len(fin.token_ids) == fin.usage.completion_tokens
+    assert parse_assistant(fin.token_ids, TOOLS, tokenizer=tok)[0] == msg["content"]
+
+    def sample(model, seed):
+        return collect(model.stream(msgs, TOOLS, max_tokens=20,
+                                    sampling={"temperature": 1.0, "seed": seed}))[1].token_ids
+    a, b = sample(m, 1), sample(m, 2)
+    assert a == sample(m, 1) and a != b and a != fin.token_ids      # greedy stays the default
+    batched = load_model(f"local:{tmp_path}", batch=2)
+    try:
+        assert [sample(batched, 1), sample(batched, 2)] == [a, b]
+    finally:
+        batched.close()
