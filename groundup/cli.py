@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("groundup.model.cli", "export a model directory (e.g. to Hugging Face format)"),
     "train": ("groundup.train.cli", "pretrain or fine-tune a model (resumable, multi-process)"),
     "agent": ("groundup.agent.cli", "the coding agent (also what `groundup` alone runs)"),
+    "hooks": ("groundup.agent.hooks_cli", "list the agent's hooks here; approve the project's"),
     "tasks": ("groundup.tasks.cli", "generate bug-fix tasks for agents"),
     "eval": ("groundup.tasks.eval_cli", "evaluate a model as a coding agent on tasks"),
     "speedrun": ("groundup.speedrun", "the main job: tokenizer -> pretrain -> SFT -> agent eval -> report"),

@@ -1,7 +1,8 @@
 """Putting an agent together from its settings: what the headless mode (cli.py) and the
 interactive mode (tui.py) share.
 
-    build_agent(args, root, settings, model, approver, on_event) -> Agent
+    build_agent(args, root, settings, model, approver, on_event, ask_trust) -> Agent
+    load_hooks(root, settings, ask_trust) -> Hooks
     sessions_dir(root), prepare_workspace(root)
     on_sigterm(), Terminated, TERM_RECEIVED
 
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from groundup.agent.hooks import Hooks, is_trusted, trust
 from groundup.agent.permissions import Permissions
+from groundup.agent.prompt import config_dir
 from groundup.agent.session import Session
 from groundup.agent.settings import Settings
 
@@ -59,8 +63,36 @@ def prepare_workspace(root: Path) -> None:
                       "*\n!settings.json\n", encoding="utf-8")
 
 
+def load_hooks(root: Path, s: Settings,
+               ask_trust: Callable[[list[str]], bool] | None = None) -> Hooks:
+    """The settings' hooks. The committed project file's run only once approved: asked now
+    through `ask_trust` (the terminal), or left out with a warning (headless)."""
+    hooks = list(s.hooks)
+    if not is_trusted(config_dir(), root, hooks):
+        project = [h for h in hooks if h.project]
+        if ask_trust is not None and ask_trust([h.describe() for h in project]):
+            trust(config_dir(), root, hooks)
+        else:
+            hooks = [h for h in hooks if not h.project]
+            print(f"groundup: warning: {len(project)} hook(s) from the project's "
+                  ".groundup/settings.json are not approved, so they do not run; review them "
+                  "with `groundup hooks` and approve with `groundup hooks --approve`",
+                  file=sys.stderr)
+    return Hooks(hooks, root)
+
+
+def hook_line(ev: dict[str, Any]) -> str:
+    """A hook event (hooks.py) as one line for the user."""
+    on = f" on {ev['tool']}" if ev.get("tool") else ""
+    what = {"ok": "ran", "blocked": "blocked", "timeout": "timed out",
+            "warning": f"failed (exit {ev['exit_code']})"}[ev["outcome"]]
+    tail = f": {ev['stderr'].splitlines()[0]}" if ev.get("stderr") and ev["outcome"] != "ok" else ""
+    return f"{ev['event']} hook{on} `{ev['command']}` {what}{tail}"
+
+
 def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
-                approver: Callable | None = None, on_event: Callable | None = None):
+                approver: Callable | None = None, on_event: Callable | None = None,
+                ask_trust: Callable[[list[str]], bool] | None = None):
     """The agent for this workspace: a new session, or the one --continue/--resume names."""
     from groundup.agent.loop import Agent
     session, messages = None, []
@@ -75,4 +107,4 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
                  session_dir=sessions_dir(root), compact_prompt=s.compact_prompt,
                  on_event=on_event, token_budget=s.max_tokens, permissions=permissions,
                  extra_dirs=tuple(Path(d).expanduser() for d in s.add_dirs),
-                 messages=messages, session=session)
+                 messages=messages, session=session, hooks=load_hooks(root, s, ask_trust))

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from groundup.agent.build import build_agent, on_sigterm, sessions_dir
+from groundup.agent.build import build_agent, hook_line, on_sigterm, sessions_dir
+from groundup.agent.commands import expand_command
 from groundup.agent.permissions import MODES
 from groundup.agent.session import Session
 from groundup.agent.settings import Settings, load_settings
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     task = sys.stdin.read() if args.task == "-" else args.task
     if not task.strip():
         raise UserError("the task is empty: pass the task after -p")
+    task = expand_command(task.strip(), root) or task      # `/review x`: a custom command
     model = load_agent_model(s)
     return headless(args, root, s, model, task)
 
@@ -170,6 +172,9 @@ def headless(args: argparse.Namespace, root: Path, s: Settings, model: Any, task
             # a person watching a text-mode run sees what the agent does, on stderr
             args = json.dumps(event["arguments"], ensure_ascii=False)
             print(f"● {event['name']} {args[:100]}", file=sys.stderr, flush=True)
+        elif fmt != "stream-json" and event["type"] == "hook" and event["outcome"] in ("warning",
+                                                                                    "timeout"):
+            print(f"groundup: warning: {hook_line(event)}", file=sys.stderr, flush=True)
 
     agent = build_agent(args, root, s, model, approver=None, on_event=on_event)
     if fmt == "stream-json":

@@ -30,6 +30,10 @@ Design choices (after mini-swe-agent):
   with a compacted *view* -- old tool output stubbed, then old turns dropped (compact.py);
   the messages and the session file keep everything.
 - Events (`on_event`) are plain dicts, the same ones `--output-format stream-json` prints.
+- The user's hooks (hooks.py) run at four visible points: `run` (SessionStart,
+  UserPromptSubmit), `step` (Stop), and `run_tool`, which wraps every tool call in
+  PreToolUse and PostToolUse. A hook can refuse a call or send the agent back to work; it
+  cannot grant what the permission system denies.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
+from groundup.agent.hooks import Hooks
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import system_prompt
 from groundup.agent.session import Session, interrupted_result
@@ -60,6 +65,10 @@ class LimitsExceeded(Exception):
     """A limit stopped the run; args[0] is the stop reason, args[1] the explanation."""
 
 
+class PromptBlocked(Exception):
+    """A UserPromptSubmit hook refused the prompt; args[0] says why (for the user)."""
+
+
 @dataclass
 class AgentResult:
     result: str
@@ -68,7 +77,7 @@ class AgentResult:
     usage: Usage
     is_error: bool
     stop_reason: str     # "end_turn" | "max_steps" | "max_seconds" | "max_tokens" |
-                         # "format_errors" | "repeats" | "interrupted" | "error"
+                         # "format_errors" | "repeats" | "interrupted" | "error" | "blocked"
     session_id: str | None = None
     session_path: Path | None = None
     seconds: float = 0.0
@@ -99,6 +108,7 @@ class Agent:
     max_repeats: int | None = None          # the same call with the same result this often stops the run
     max_output_tokens: int | None = None    # per model turn
     tool_sources: tuple[ToolSource, ...] = ()  # tools beyond the core set (tools.ToolSource)
+    hooks: Hooks | None = None              # the user's commands around prompts and tools
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -116,19 +126,21 @@ class Agent:
             self.session = Session.create(self.session_dir)
         self.total_usage = Usage()
         self.compact_level = 0                 # how hard the model's view is compacted
+        if self.hooks is None:
+            self.hooks = Hooks([], self.root)
+        self.hooks.on_event = self.emit        # every hook run is an event the user sees
+        self.session_started = False
 
     # ------------------------------------------------------------ the loop
 
     def run(self, task: str) -> AgentResult:
-        if not self.messages:
-            self.add({"role": "system",
-                      "content": system_prompt(self.root, self.toolbox, self.compact_prompt)})
-        self.add({"role": "user", "content": task})
         self.steps, self.format_errors, self.usage = 0, 0, Usage()
         self.repeats: Counter[tuple[str, str, str]] = Counter()
         self.started = time.monotonic()
         self.toolbox.deadline = None if self.max_seconds is None else self.started + self.max_seconds
+        self.stop_hook_active = False
         try:
+            self.add_prompt(task)
             while True:
                 self.step()
         except Submitted as e:
@@ -137,6 +149,8 @@ class Agent:
             stop, result, is_error = e.args[0], e.args[1], True
         except ProviderError as e:
             result, stop, is_error = f"model error: {e}", "error", True
+        except PromptBlocked as e:
+            result, stop, is_error = str(e.args[0]), "blocked", True
         except KeyboardInterrupt:
             self.answer_pending()
             result, stop, is_error = "interrupted by the user", "interrupted", True
@@ -147,13 +161,36 @@ class Agent:
         self.emit({"type": "result", **res.to_json()})
         return res
 
+    def add_prompt(self, task: str) -> None:
+        """The system prompt (once) and the user's message, with what the hooks add to it."""
+        context: list[str] = []
+        if not self.session_started:
+            self.session_started = True
+            source = "resume" if self.messages else "startup"
+            context += self.hooks.run("SessionStart", self.hook_payload(source=source)).context
+        if not self.messages:
+            self.add({"role": "system",
+                      "content": system_prompt(self.root, self.toolbox, self.compact_prompt)})
+        submitted = self.hooks.run("UserPromptSubmit", self.hook_payload(prompt=task))
+        if submitted.blocked:
+            raise PromptBlocked(f"a UserPromptSubmit hook blocked the prompt: {submitted.reason}")
+        context += submitted.context
+        self.add({"role": "user", "content": "\n\n".join([task, *context])})
+
     def step(self) -> None:
         self.check_limits()
         message = self.query()
         calls = message.get("tool_calls") or []
-        if not calls:
-            raise Submitted(message.get("content") or "")
-        self.execute([ToolCall.from_dict(c) for c in calls])
+        if calls:
+            self.execute([ToolCall.from_dict(c) for c in calls])
+            return
+        stop = self.hooks.run("Stop", self.hook_payload(stop_hook_active=self.stop_hook_active))
+        if stop.blocked:
+            # a Stop hook (tests still failing, say) sends the agent back to work
+            self.stop_hook_active = True
+            self.add({"role": "user", "content": f"[Stop hook] {stop.reason}"})
+            return
+        raise Submitted(message.get("content") or "")
 
     def check_limits(self) -> None:
         if self.max_steps is not None and self.steps >= self.max_steps:
@@ -210,13 +247,13 @@ class Agent:
             self.emit({"type": "tool_call", **call.to_dict()})
         if len(calls) > 1 and all(self.toolbox.is_read_only(c.name) and not c.error for c in calls):
             with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
-                results = list(pool.map(self.toolbox.execute, calls))
+                results = list(pool.map(self.run_tool, calls))
             for call, result in zip(calls, results):
                 self.add_result(call, result)
         else:
             results = []
             for call in calls:
-                results.append(self.toolbox.execute(call))
+                results.append(self.run_tool(call))
                 self.add_result(call, results[-1])
         self.check_repeats(calls, results)
         if all(c.error or c.name not in self.toolbox_names() for c in calls):
@@ -226,6 +263,22 @@ class Agent:
                                                       "tool calls in a row")
         else:
             self.format_errors = 0
+
+    def run_tool(self, call: ToolCall) -> ToolResult:
+        """One tool call, between the PreToolUse and PostToolUse hooks."""
+        if call.error:
+            return self.toolbox.execute(call)      # never ran: no hook sees a malformed call
+        payload = self.hook_payload(tool_name=call.name, tool_input=call.arguments)
+        pre = self.hooks.run("PreToolUse", payload, tool=call.name)
+        if pre.blocked:
+            return ToolResult(f"blocked by a PreToolUse hook: {pre.reason}", True)
+        result = self.toolbox.execute(call)
+        post = self.hooks.run("PostToolUse", {**payload, "tool_response": {
+            "content": result.content, "is_error": result.is_error}}, tool=call.name)
+        if post.blocked:
+            result = ToolResult(f"{result.content}\n[PostToolUse hook] {post.reason}",
+                                result.is_error, result.display)
+        return result
 
     def check_repeats(self, calls: list[ToolCall], results: list[ToolResult]) -> None:
         if not self.max_repeats:
@@ -239,6 +292,11 @@ class Agent:
                                                 f"same result {self.repeats[key]} times")
 
     # ------------------------------------------------------------ plumbing
+
+    def hook_payload(self, **fields: Any) -> dict[str, Any]:
+        return {"session_id": self.session.id if self.session else None,
+                "transcript_path": str(self.session.path) if self.session else None,
+                "cwd": str(self.root), **fields}
 
     def toolbox_names(self) -> set[str]:
         return {s["name"] for s in self.toolbox.schemas()}

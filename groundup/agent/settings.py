@@ -11,12 +11,15 @@ A file looks like:
      "permissions": {"mode": "accept-edits",
                      "allow": ["bash(git status:*)", "bash(make test)"],
                      "deny": ["read(.env)", "bash(git push:*)"]},
-     "max_steps": 50, "max_seconds": 1800, "max_tokens": 2000000}
+     "max_steps": 50, "max_seconds": 1800, "max_tokens": 2000000,
+     "hooks": {"PostToolUse": [{"matcher": "edit_file", "command": "black -q ."}]}}
 
 Design choices:
 - Scalars (model, mode, limits) are overridden by a higher layer; permission rule lists are
   *merged* across layers, so a user's personal allow list cannot drop the project's deny
   rules -- and deny wins over allow anyway (permissions.py).
+- Hooks (hooks.py) are merged across layers too; those of the committed project file are
+  marked, because they run only once the user has approved them.
 - A malformed file or value is a UserError naming the file, before anything runs; unknown
   keys only warn, so a newer settings file does not break an older groundup.
 """
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from groundup.agent.hooks import Hook, parse_hooks
 from groundup.agent.permissions import MODES, Rule
 from groundup.agent.prompt import config_dir
 from groundup.errors import UserError
@@ -49,6 +53,7 @@ class Settings:
     max_seconds: float | None = None
     max_tokens: int | None = None
     compact_prompt: bool | None = None
+    hooks: list[Hook] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)   # the files that were read, low → high
 
 
@@ -58,7 +63,7 @@ def setting_files(root: Path) -> list[Path]:
             root / ".groundup" / "settings.local.json"]
 
 
-def _apply(s: Settings, data: dict[str, Any], where: str) -> None:
+def _apply(s: Settings, data: dict[str, Any], where: str, project: bool = False) -> None:
     for key, value in data.items():
         if key in SCALARS:
             if value is not None and (not isinstance(value, SCALARS[key])
@@ -85,6 +90,8 @@ def _apply(s: Settings, data: dict[str, Any], where: str) -> None:
                     except ValueError as e:
                         raise UserError(f"{where}: {e}") from None
                 getattr(s, kind).extend(rules)
+        elif key == "hooks":
+            s.hooks.extend(parse_hooks(value, where, project))
         elif key == "add_dirs":
             if not isinstance(value, list):
                 raise UserError(f"{where}: 'add_dirs' must be a list of directories")
@@ -106,7 +113,7 @@ def load_settings(root: Path, cli: dict[str, Any] | None = None) -> Settings:
             raise UserError(f"{path} is not valid JSON ({e}); fix or remove it") from None
         if not isinstance(data, dict):
             raise UserError(f"{path} must hold a JSON object")
-        _apply(s, data, str(path))
+        _apply(s, data, str(path), project=path == setting_files(Path(root))[1])
         s.sources.append(str(path))
     if cli:
         _apply(s, {k: v for k, v in cli.items() if v is not None and v != []}, "command line")

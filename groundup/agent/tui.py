@@ -42,7 +42,9 @@ from rich.markdown import Markdown
 from rich.syntax import Syntax
 from rich.text import Text
 
-from groundup.agent.build import TERM_RECEIVED, Terminated, build_agent, prepare_workspace, sessions_dir
+from groundup.agent.build import (TERM_RECEIVED, Terminated, build_agent, hook_line,
+                                  prepare_workspace, sessions_dir)
+from groundup.agent.commands import load_commands
 from groundup.agent.permissions import MODES
 from groundup.agent.session import Session
 from groundup.agent.settings import Settings
@@ -57,6 +59,7 @@ HELP = """\
 /mode [MODE]     show or set the permission mode (default, accept-edits, plan, yolo)
 /clear           start a new session (the old one stays on disk)
 /resume [ID]     list sessions, or resume one with its full history
+/hooks           the hooks that run around prompts and tools (settings "hooks")
 /exit            leave (Ctrl-D too)
 Esc then Enter inserts a newline; Ctrl-C cancels the running turn."""
 
@@ -89,6 +92,9 @@ class TerminalUI:
         elif kind == "compact":
             self.console.print(Text(f"(the conversation is too long for the model: showing it "
                                     f"a compacted view, level {ev['level']})", style="dim"))
+        elif kind == "hook":
+            style = {"ok": "dim", "blocked": "red"}.get(ev["outcome"], "yellow")
+            self.console.print(Text("  ↪ " + hook_line(ev), style=style))
         elif kind == "todos":
             self.console.print(Text(render_todos(ev["todos"]), style="magenta"))
         elif kind == "result" and ev["is_error"]:
@@ -132,6 +138,15 @@ class TerminalUI:
             return "always"
         return "yes" if answer in ("y", "yes") else "no"
 
+    def ask_trust(self, hooks: list[str]) -> bool:
+        """Run the hooks of the project's committed settings? (asked once per change)"""
+        self.console.print(Text("The project's .groundup/settings.json defines hooks, commands "
+                                "that groundup runs by itself:", style="yellow"))
+        for h in hooks:
+            self.console.print(Text(f"  {h}"))
+        answer = pt_prompt("  Run them in this project? [y]es / [n]o: ")
+        return answer.strip().lower() in ("y", "yes")
+
 
 def call_line(ev: dict[str, Any]) -> str:
     """`read_file  calc.py offset=10`: the tool and the arguments worth a glance."""
@@ -166,7 +181,8 @@ def key_bindings() -> KeyBindings:
 def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -> int:
     console = Console(highlight=False)
     ui = TerminalUI(console)
-    agent = build_agent(args, root, s, model, approver=ui.approve, on_event=ui.on_event)
+    agent = build_agent(args, root, s, model, approver=ui.approve, on_event=ui.on_event,
+                        ask_trust=ui.ask_trust)
     prepare_workspace(root)
     history = FileHistory(str(root / ".groundup" / "history"))
     prompt_session: PromptSession = PromptSession(history=history, key_bindings=key_bindings())
@@ -190,11 +206,14 @@ def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -
             continue
         if text.startswith("/"):
             try:
-                if slash_command(text, agent, ui, root) == "exit":
-                    break
+                text = slash_command(text, agent, ui, root)
             except UserError as e:
                 console.print(Text(f"error: {e}", style="red"))
-            continue
+                continue
+            if text == EXIT:
+                break
+            if text is None:
+                continue                   # a command of the interface; else a custom prompt
         try:
             res = agent.run(text)
         except Terminated:                 # SIGTERM outside the loop's own handler
@@ -209,14 +228,24 @@ def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -
     return 0
 
 
+EXIT = "\x00exit"
+
+
 def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | None:
+    """Do a command of the interface (None), leave (EXIT), or return the prompt a custom
+    command (commands.py) stands for."""
     cmd, _, arg = text.partition(" ")
     arg = arg.strip()
     out = ui.console
     if cmd in ("/exit", "/quit"):
-        return "exit"
+        return EXIT
+    custom = load_commands(root)
     if cmd == "/help":
         out.print(HELP)
+        if custom:
+            out.print("custom commands (.groundup/commands/, ~/.config/groundup/commands/):")
+            for c in custom.values():
+                out.print(f"/{c.name:<15} {c.description}", markup=False)
     elif cmd == "/status":
         u = agent.total_usage
         out.print(f"model: {agent.model.name}\nsession: {agent.session.id} "
@@ -255,6 +284,12 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
             agent.toolbox.read_state.clear()
             agent.compact_level = 0
             out.print(f"resumed {sess.id}: {len(agent.messages)} messages")
+    elif cmd == "/hooks":
+        lines = agent.hooks.listing()
+        out.print("\n".join(lines) if lines else "no hooks configured (settings \"hooks\", see "
+                                                  "`groundup hooks`)", markup=False)
+    elif cmd[1:] in custom:
+        return custom[cmd[1:]].expand(arg)
     else:
         out.print(f"unknown command {cmd}; /help lists them")
     return None

@@ -1,0 +1,63 @@
+"""The interactive mode's daily-use features, driven in a pseudo-terminal (pexpect): custom
+commands, hooks and their approval, /rewind, /compact."""
+
+import json
+
+import pexpect
+import pytest
+
+from agent_testlib import BUGGY, GROUNDUP, call, cli_env, make_repo, script, turn
+from groundup.agent.session import Session
+
+
+def spawn(repo, tmp_path, model, *extra):
+    return pexpect.spawn(GROUNDUP[0], GROUNDUP[1:] + ["--model", model, *extra], cwd=str(repo),
+                         env=dict(cli_env(tmp_path), TERM="xterm-256color",
+                                  PROMPT_TOOLKIT_NO_CPR="1"),
+                         encoding="utf-8", timeout=30, dimensions=(50, 160))
+
+
+@pytest.mark.timeout(90)
+def test_custom_command_and_approved_project_hooks(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    (repo / ".groundup/commands").mkdir(parents=True)
+    (repo / ".groundup/commands/fix.md").write_text(
+        "---\ndescription: fix a failing test file\n---\nMake $ARGUMENTS pass.\n")
+    (repo / ".groundup/settings.json").write_text(json.dumps({"hooks": {
+        "PostToolUse": [{"matcher": "bash", "command": "echo checked >&2; exit 1"}]}}))
+    model = script(tmp_path / "m.jsonl", [turn(call("bash", command="echo hi")),
+                                          {"content": "Done with the command."}])
+    child = spawn(repo, tmp_path, model, "--permission-mode", "yolo")
+    try:
+        child.expect("defines hooks")
+        child.expect(r"PostToolUse \[bash\]: echo checked")
+        child.expect(r"Run them in this project\?")
+        child.sendline("y")
+        child.expect_exact(">")
+        child.sendline("/help")
+        child.expect("custom commands")
+        child.expect(r"/fix\s+fix a failing test file")
+        child.expect_exact(">")
+        child.sendline("/hooks")
+        child.expect(r"PostToolUse \[bash\]: echo checked")
+        child.expect_exact(">")
+        child.sendline("/fix test_calc.py")
+        child.expect("bash  echo hi")
+        child.expect(r"PostToolUse hook on bash `echo checked >&2; exit 1` failed \(exit 1\): checked")
+        child.expect("Done with the command.")
+        child.expect_exact(">")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    msgs = Session.latest(repo / ".groundup/sessions").load()
+    assert [m["content"] for m in msgs if m["role"] == "user"] == ["Make test_calc.py pass."]
+    # approved once: the next session does not ask again
+    child = spawn(repo, tmp_path, script(tmp_path / "n.jsonl", []))
+    try:
+        i = child.expect([r"Run them in this project\?", ">"])
+        assert i == 1
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
