@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("groundup.train.cli", "pretrain or fine-tune a model (resumable, multi-process)"),
     "agent": ("groundup.agent.cli", "the coding agent (also what `groundup` alone runs)"),
     "hooks": ("groundup.agent.hooks_cli", "list the agent's hooks here; approve the project's"),
+    "rewind": ("groundup.agent.rewind_cli", "undo the agent's file edits and conversation to before a turn"),
     "tasks": ("groundup.tasks.cli", "generate bug-fix tasks for agents"),
     "eval": ("groundup.tasks.eval_cli", "evaluate a model as a coding agent on tasks"),
     "speedrun": ("groundup.speedrun", "the main job: tokenizer -> pretrain -> SFT -> agent eval -> report"),

@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from groundup.agent.checkpoints import Checkpoints
 from groundup.agent.hooks import Hooks, is_trusted, trust
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import config_dir
@@ -103,8 +104,9 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
     prepare_workspace(root)
     permissions = Permissions(mode=s.permission_mode, allow=list(s.allow), deny=list(s.deny),
                               approver=approver)
+    extra_dirs = tuple(Path(d).expanduser() for d in s.add_dirs)
     return Agent(model, root, max_steps=s.max_steps, max_seconds=s.max_seconds,
                  session_dir=sessions_dir(root), compact_prompt=s.compact_prompt,
                  on_event=on_event, token_budget=s.max_tokens, permissions=permissions,
-                 extra_dirs=tuple(Path(d).expanduser() for d in s.add_dirs),
-                 messages=messages, session=session, hooks=load_hooks(root, s, ask_trust))
+                 extra_dirs=extra_dirs, messages=messages, session=session,
+                 hooks=load_hooks(root, s, ask_trust), checkpoints=Checkpoints(root, extra_dirs))

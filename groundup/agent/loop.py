@@ -34,6 +34,8 @@ Design choices (after mini-swe-agent):
   UserPromptSubmit), `step` (Stop), and `run_tool`, which wraps every tool call in
   PreToolUse and PostToolUse. A hook can refuse a call or send the agent back to work; it
   cannot grant what the permission system denies.
+- `run_tool` is also where checkpoints (checkpoints.py) snapshot a file before the turn's
+  first write to it, so `groundup rewind` can undo the turn.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from groundup.agent.checkpoints import Checkpoints, turn_starts
 from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
 from groundup.agent.hooks import Hooks
 from groundup.agent.permissions import Permissions
@@ -109,6 +112,7 @@ class Agent:
     max_output_tokens: int | None = None    # per model turn
     tool_sources: tuple[ToolSource, ...] = ()  # tools beyond the core set (tools.ToolSource)
     hooks: Hooks | None = None              # the user's commands around prompts and tools
+    checkpoints: Checkpoints | None = None  # file snapshots for rewind (needs a session)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -130,6 +134,7 @@ class Agent:
             self.hooks = Hooks([], self.root)
         self.hooks.on_event = self.emit        # every hook run is an event the user sees
         self.session_started = False
+        self.turn = len(turn_starts(self.messages))   # the user's turns so far (checkpoints.py)
 
     # ------------------------------------------------------------ the loop
 
@@ -176,6 +181,7 @@ class Agent:
             raise PromptBlocked(f"a UserPromptSubmit hook blocked the prompt: {submitted.reason}")
         context += submitted.context
         self.add({"role": "user", "content": "\n\n".join([task, *context])})
+        self.turn = len(turn_starts(self.messages))
 
     def step(self) -> None:
         self.check_limits()
@@ -188,7 +194,7 @@ class Agent:
         if stop.blocked:
             # a Stop hook (tests still failing, say) sends the agent back to work
             self.stop_hook_active = True
-            self.add({"role": "user", "content": f"[Stop hook] {stop.reason}"})
+            self.add({"role": "user", "content": f"[Stop hook] {stop.reason}", "hook": "Stop"})
             return
         raise Submitted(message.get("content") or "")
 
@@ -272,6 +278,8 @@ class Agent:
         pre = self.hooks.run("PreToolUse", payload, tool=call.name)
         if pre.blocked:
             return ToolResult(f"blocked by a PreToolUse hook: {pre.reason}", True)
+        if self.checkpoints is not None and self.session is not None:
+            self.checkpoints.before(call, self.session.id, self.turn)
         result = self.toolbox.execute(call)
         post = self.hooks.run("PostToolUse", {**payload, "tool_response": {
             "content": result.content, "is_error": result.is_error}}, tool=call.name)

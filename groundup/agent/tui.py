@@ -44,6 +44,7 @@ from rich.text import Text
 
 from groundup.agent.build import (TERM_RECEIVED, Terminated, build_agent, hook_line,
                                   prepare_workspace, sessions_dir)
+from groundup.agent.checkpoints import check_turn, describe_turns, preview, turn_starts
 from groundup.agent.commands import load_commands
 from groundup.agent.permissions import MODES
 from groundup.agent.session import Session
@@ -59,6 +60,8 @@ HELP = """\
 /mode [MODE]     show or set the permission mode (default, accept-edits, plan, yolo)
 /clear           start a new session (the old one stays on disk)
 /resume [ID]     list sessions, or resume one with its full history
+/rewind [N]      list your turns, or undo the agent's file edits and the conversation
+                 back to before turn N (a diff first; bash's changes are not covered)
 /hooks           the hooks that run around prompts and tools (settings "hooks")
 /exit            leave (Ctrl-D too)
 Esc then Enter inserts a newline; Ctrl-C cancels the running turn."""
@@ -284,6 +287,8 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
             agent.toolbox.read_state.clear()
             agent.compact_level = 0
             out.print(f"resumed {sess.id}: {len(agent.messages)} messages")
+    elif cmd == "/rewind":
+        rewind(agent, ui, root, arg)
     elif cmd == "/hooks":
         lines = agent.hooks.listing()
         out.print("\n".join(lines) if lines else "no hooks configured (settings \"hooks\", see "
@@ -293,3 +298,32 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
     else:
         out.print(f"unknown command {cmd}; /help lists them")
     return None
+
+
+def rewind(agent: Any, ui: TerminalUI, root: Path, arg: str) -> None:
+    """/rewind [N]: the same as `groundup rewind N` (rewind_cli.py), on the live session."""
+    out, cp = ui.console, agent.checkpoints
+    if cp is None or agent.session is None:
+        raise UserError("this session keeps no checkpoints")
+    if not arg:
+        out.print("\n".join(describe_turns(agent.session, cp)) or "no turns yet", markup=False)
+        out.print("rewind with /rewind N (to before turn N)")
+        return
+    if not arg.isdigit():
+        raise UserError("/rewind takes a turn number (see /rewind)")
+    turn = int(arg)
+    check_turn(agent.session, turn)
+    changes, bash = cp.plan(agent.session.id, turn)
+    out.print(Syntax(preview(changes, bash, turn), "diff", theme="ansi_dark",
+                     background_color="default"))
+    if pt_prompt("  Rewind files and conversation? [y]es / [n]o: ").strip().lower() not in ("y", "yes"):
+        out.print("nothing changed")
+        return
+    cp.apply(agent.session.id, changes)
+    new = cp.fork(agent.session, turn, sessions_dir(root))
+    agent.session, agent.messages = new, new.load()
+    agent.turn = len(turn_starts(agent.messages))
+    agent.toolbox.read_state.clear()
+    agent.compact_level = 0
+    out.print(f"restored {len(changes)} file(s); the conversation continues before turn {turn} "
+              f"in session {new.id}")

@@ -61,3 +61,47 @@ def test_custom_command_and_approved_project_hooks(tmp_path):
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+@pytest.mark.timeout(90)
+def test_rewind_in_the_terminal(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    model = script(tmp_path / "m.jsonl", [
+        turn(call("read_file", path="calc.py")),
+        turn(call("edit_file", path="calc.py", old_string="a - b", new_string="a + b")),
+        {"content": "Fixed add."},
+        turn(call("edit_file", path="calc.py", old_string="a * b", new_string="a ** b")),
+        {"content": "Broke mul, sorry."},
+        {"content": "Back before the second turn."}])
+    child = spawn(repo, tmp_path, model, "--permission-mode", "yolo")
+    try:
+        child.expect_exact(">")
+        child.sendline("fix add")
+        child.expect("Fixed add.")
+        child.expect_exact(">")
+        child.sendline("now change mul")
+        child.expect("Broke mul, sorry.")
+        child.expect_exact(">")
+        assert "a ** b" in (repo / "calc.py").read_text()
+        child.sendline("/rewind")
+        child.expect(r"2  now change mul  files: calc\.py")
+        child.expect_exact(">")
+        child.sendline("/rewind 2")
+        child.expect("rewind to before turn 2")
+        child.expect(r"-    return a \*\* b")
+        child.expect(r"\+    return a \* b")
+        child.expect(r"Rewind files and conversation\?")
+        child.sendline("y")
+        child.expect(r"restored 1 file\(s\)")
+        child.expect_exact(">")
+        child.sendline("where are we?")
+        child.expect("Back before the second turn.")
+        child.expect_exact(">")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    text = (repo / "calc.py").read_text()
+    assert "a + b" in text and "a * b" in text
+    msgs = Session.latest(repo / ".groundup/sessions").load()
+    assert [m["content"] for m in msgs if m["role"] == "user"] == ["fix add", "where are we?"]
