@@ -29,6 +29,7 @@ from groundup.agent.hooks import Hooks, is_trusted, trust
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import config_dir
 from groundup.agent.session import Session
+from groundup.agent.subagents import Subagents, load_definitions
 from groundup.agent.settings import Settings
 
 
@@ -105,8 +106,16 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
     permissions = Permissions(mode=s.permission_mode, allow=list(s.allow), deny=list(s.deny),
                               approver=approver)
     extra_dirs = tuple(Path(d).expanduser() for d in s.add_dirs)
-    return Agent(model, root, max_steps=s.max_steps, max_seconds=s.max_seconds,
-                 session_dir=sessions_dir(root), compact_prompt=s.compact_prompt,
-                 on_event=on_event, token_budget=s.max_tokens, permissions=permissions,
-                 extra_dirs=extra_dirs, messages=messages, session=session,
-                 hooks=load_hooks(root, s, ask_trust), checkpoints=Checkpoints(root, extra_dirs))
+    compact = s.compact_prompt if s.compact_prompt is not None else \
+        bool(getattr(model, "compact_prompt", False))
+    # our small models know only the core tools: no subagents for them
+    subagents = None if compact else Subagents(load_definitions(root))
+    agent = Agent(model, root, max_steps=s.max_steps, max_seconds=s.max_seconds,
+                  session_dir=sessions_dir(root), compact_prompt=compact,
+                  on_event=on_event, token_budget=s.max_tokens, permissions=permissions,
+                  extra_dirs=extra_dirs, messages=messages, session=session,
+                  hooks=load_hooks(root, s, ask_trust), checkpoints=Checkpoints(root, extra_dirs),
+                  tool_sources=(subagents,) if subagents else ())
+    if subagents is not None:
+        subagents.parent = agent
+    return agent

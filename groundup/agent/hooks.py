@@ -173,13 +173,14 @@ class Outcome:
 class Hooks:
     hooks: list[Hook] = field(default_factory=list)
     root: Path = Path(".")
-    on_event: Callable[[dict[str, Any]], None] | None = None
 
     def listing(self) -> list[str]:
         return [h.describe() for h in self.hooks]
 
-    def run(self, event: str, payload: dict[str, Any], tool: str | None = None) -> Outcome:
-        """Run every hook of `event` that matches `tool`, in order; a block stops the rest."""
+    def run(self, event: str, payload: dict[str, Any], tool: str | None = None,
+            emit: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+        """Run every hook of `event` that matches `tool`, in order; a block stops the rest.
+        Each run is reported to `emit` (the agent's events)."""
         out = Outcome()
         for hook in self.hooks:
             if hook.event != event or not hook.matches(tool):
@@ -196,8 +197,8 @@ class Hooks:
                 out.reason = stderr.strip() or f"blocked by the {event} hook `{hook.command}`"
             else:
                 outcome = "timeout" if code is None else "warning"
-            if self.on_event is not None:
-                self.on_event({"type": "hook", "event": event, "command": hook.command,
+            if emit is not None:
+                emit({"type": "hook", "event": event, "command": hook.command,
                                "tool": tool, "exit_code": code, "outcome": outcome,
                                "stderr": stderr.strip(), "seconds": round(seconds, 3)})
             if out.blocked:

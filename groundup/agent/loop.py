@@ -41,6 +41,7 @@ Design choices (after mini-swe-agent):
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +51,7 @@ from typing import Any, Callable
 
 from groundup.agent.checkpoints import Checkpoints, turn_starts
 from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
-from groundup.agent.hooks import Hooks
+from groundup.agent.hooks import Hooks, Outcome
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import system_prompt
 from groundup.agent.session import Session, interrupted_result
@@ -113,6 +114,9 @@ class Agent:
     tool_sources: tuple[ToolSource, ...] = ()  # tools beyond the core set (tools.ToolSource)
     hooks: Hooks | None = None              # the user's commands around prompts and tools
     checkpoints: Checkpoints | None = None  # file snapshots for rewind (needs a session)
+    tools: tuple[str, ...] | None = None    # the core tools offered (None: all, or CORE_TOOLS
+                                            # with the compact prompt); subagents take fewer
+    instructions: str | None = None         # replaces the system prompt's intro (a subagent's)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -124,7 +128,8 @@ class Agent:
         # were trained with (tools.CORE_TOOLS)
         self.toolbox = Toolbox(self.root, self.extra_dirs, self.permissions,
                                on_todos=lambda todos: self.emit({"type": "todos", "todos": todos}),
-                               tools=CORE_TOOLS if self.compact_prompt else None,
+                               tools=self.tools if self.tools is not None
+                               else CORE_TOOLS if self.compact_prompt else None,
                                sources=self.tool_sources)
         if self.session is None and self.session_dir is not None:
             self.session = Session.create(self.session_dir)
@@ -132,8 +137,8 @@ class Agent:
         self.compact_level = 0                 # how hard the model's view is compacted
         if self.hooks is None:
             self.hooks = Hooks([], self.root)
-        self.hooks.on_event = self.emit        # every hook run is an event the user sees
         self.session_started = False
+        self.emit_lock = threading.Lock()
         self.turn = len(turn_starts(self.messages))   # the user's turns so far (checkpoints.py)
 
     # ------------------------------------------------------------ the loop
@@ -172,11 +177,11 @@ class Agent:
         if not self.session_started:
             self.session_started = True
             source = "resume" if self.messages else "startup"
-            context += self.hooks.run("SessionStart", self.hook_payload(source=source)).context
+            context += self.hook("SessionStart", source=source).context
         if not self.messages:
-            self.add({"role": "system",
-                      "content": system_prompt(self.root, self.toolbox, self.compact_prompt)})
-        submitted = self.hooks.run("UserPromptSubmit", self.hook_payload(prompt=task))
+            self.add({"role": "system", "content": system_prompt(
+                self.root, self.toolbox, self.compact_prompt, self.instructions)})
+        submitted = self.hook("UserPromptSubmit", prompt=task)
         if submitted.blocked:
             raise PromptBlocked(f"a UserPromptSubmit hook blocked the prompt: {submitted.reason}")
         context += submitted.context
@@ -190,7 +195,7 @@ class Agent:
         if calls:
             self.execute([ToolCall.from_dict(c) for c in calls])
             return
-        stop = self.hooks.run("Stop", self.hook_payload(stop_hook_active=self.stop_hook_active))
+        stop = self.hook("Stop", stop_hook_active=self.stop_hook_active)
         if stop.blocked:
             # a Stop hook (tests still failing, say) sends the agent back to work
             self.stop_hook_active = True
@@ -274,15 +279,14 @@ class Agent:
         """One tool call, between the PreToolUse and PostToolUse hooks."""
         if call.error:
             return self.toolbox.execute(call)      # never ran: no hook sees a malformed call
-        payload = self.hook_payload(tool_name=call.name, tool_input=call.arguments)
-        pre = self.hooks.run("PreToolUse", payload, tool=call.name)
+        pre = self.hook("PreToolUse", call.name, tool_name=call.name, tool_input=call.arguments)
         if pre.blocked:
             return ToolResult(f"blocked by a PreToolUse hook: {pre.reason}", True)
         if self.checkpoints is not None and self.session is not None:
             self.checkpoints.before(call, self.session.id, self.turn)
         result = self.toolbox.execute(call)
-        post = self.hooks.run("PostToolUse", {**payload, "tool_response": {
-            "content": result.content, "is_error": result.is_error}}, tool=call.name)
+        post = self.hook("PostToolUse", call.name, tool_name=call.name, tool_input=call.arguments,
+                         tool_response={"content": result.content, "is_error": result.is_error})
         if post.blocked:
             result = ToolResult(f"{result.content}\n[PostToolUse hook] {post.reason}",
                                 result.is_error, result.display)
@@ -301,10 +305,12 @@ class Agent:
 
     # ------------------------------------------------------------ plumbing
 
-    def hook_payload(self, **fields: Any) -> dict[str, Any]:
-        return {"session_id": self.session.id if self.session else None,
-                "transcript_path": str(self.session.path) if self.session else None,
-                "cwd": str(self.root), **fields}
+    def hook(self, event: str, tool: str | None = None, **fields: Any) -> Outcome:
+        """Run the hooks of `event` (hooks.py); every run is an event the user sees."""
+        payload = {"session_id": self.session.id if self.session else None,
+                   "transcript_path": str(self.session.path) if self.session else None,
+                   "cwd": str(self.root), **fields}
+        return self.hooks.run(event, payload, tool, self.emit)
 
     def toolbox_names(self) -> set[str]:
         return {s["name"] for s in self.toolbox.schemas()}
@@ -336,4 +342,5 @@ class Agent:
 
     def emit(self, event: dict[str, Any]) -> None:
         if self.on_event is not None:
-            self.on_event(event)
+            with self.emit_lock:           # parallel subagents report from their threads
+                self.on_event(event)

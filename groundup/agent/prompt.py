@@ -80,11 +80,13 @@ def read_memory(root: Path) -> list[tuple[str, str]]:
              else text[:MAX_MEMORY_CHARS] + "\n[... clipped ...]") for label, text in found]
 
 
-def system_prompt(root: Path, toolbox: Any = None, compact: bool = False) -> str:
+def system_prompt(root: Path, toolbox: Any = None, compact: bool = False,
+                  intro: str | None = None) -> str:
+    """The prompt; `intro` replaces the opening statement of the job (a subagent's own)."""
     root = Path(root).resolve()
     if compact:
-        return COMPACT.format(root=root)
-    parts = [INTRO, "", "# Environment",
+        return COMPACT.format(root=root) + (f"\n{intro}" if intro else "")
+    parts = [intro or INTRO, "", "# Environment",
              f"- working directory: {root}",
              f"- platform: {platform.system()} {platform.release()} ({platform.machine()})",
              f"- date: {datetime.date.today().isoformat()}",

@@ -98,6 +98,8 @@ class TerminalUI:
         elif kind == "hook":
             style = {"ok": "dim", "blocked": "red"}.get(ev["outcome"], "yellow")
             self.console.print(Text("  ↪ " + hook_line(ev), style=style))
+        elif kind == "subagent":
+            self.show_subagent(ev["agent"], ev["event"])
         elif kind == "todos":
             self.console.print(Text(render_todos(ev["todos"]), style="magenta"))
         elif kind == "result" and ev["is_error"]:
@@ -109,6 +111,16 @@ class TerminalUI:
             self.live.stop()
             self.live = None
         self.text = ""
+
+    def show_subagent(self, agent: str, ev: dict[str, Any]) -> None:
+        """A child's calls, one dim line each; its results stay in its own transcript."""
+        if ev["type"] == "tool_call":
+            self.console.print(Text(f"  │ {agent}: {call_line(ev)}", style="dim"))
+        elif ev["type"] == "hook" and ev["outcome"] != "ok":
+            self.console.print(Text(f"  │ {agent}: {hook_line(ev)}", style="yellow"))
+        elif ev["type"] == "result":
+            self.console.print(Text(f"  │ {agent}: {ev['stop_reason']} after {ev['num_steps']} "
+                                    "step(s)", style="dim"))
 
     def show_result(self, ev: dict[str, Any]) -> None:
         content, name = ev["content"], ev["name"]
