@@ -92,6 +92,20 @@ def hook_line(ev: dict[str, Any]) -> str:
     return f"{ev['event']} hook{on} `{ev['command']}` {what}{tail}"
 
 
+def mcp_sources(root: Path, s: Settings) -> tuple:
+    """The configured MCP servers, connected (mcp_tools.py), as the agent's extra tools."""
+    if not s.mcp_servers:
+        return ()
+    from groundup.agent.mcp_tools import McpTools
+    return (McpTools(s.mcp_servers, cwd=str(root), trust_read_only=s.mcp_trust_read_only).start(),)
+
+
+def mcp_of(agent: Any) -> Any:
+    """The agent's McpTools, or None when no MCP server is configured."""
+    from groundup.agent.mcp_tools import McpTools
+    return next((t for t in agent.tool_sources if isinstance(t, McpTools)), None)
+
+
 def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
                 approver: Callable | None = None, on_event: Callable | None = None,
                 ask_trust: Callable[[list[str]], bool] | None = None):
@@ -115,7 +129,7 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
                   on_event=on_event, token_budget=s.max_tokens, permissions=permissions,
                   extra_dirs=extra_dirs, messages=messages, session=session,
                   hooks=load_hooks(root, s, ask_trust), checkpoints=Checkpoints(root, extra_dirs),
-                  tool_sources=(subagents,) if subagents else ())
+                  tool_sources=((subagents,) if subagents else ()) + mcp_sources(root, s))
     if subagents is not None:
         subagents.parent = agent
     return agent

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from groundup.agent.build import build_agent, hook_line, on_sigterm, sessions_dir
+from groundup.agent.build import build_agent, hook_line, mcp_of, on_sigterm, sessions_dir
 from groundup.agent.commands import expand_command
 from groundup.agent.permissions import MODES
 from groundup.agent.session import Session
@@ -181,7 +181,8 @@ def headless(args: argparse.Namespace, root: Path, s: Settings, model: Any, task
         on_event({"type": "system", "session_id": agent.session.id, "model": model.name,
                   "cwd": str(root), "permission_mode": s.permission_mode,
                   "tools": [t["name"] for t in agent.toolbox.schemas()]})
-    res = agent.run(task)
+    mcp = mcp_of(agent)
+    res = agent.run(mcp.expand_mentions(task) if mcp is not None else task)
     if fmt == "json":
         print(json.dumps(res.to_json(), ensure_ascii=False), flush=True)
     elif fmt == "text":

@@ -16,7 +16,8 @@ Two independent guards stand between a tool call and the machine:
    Rules name a tool family and an optional specifier: `bash(git status:*)` (a command
    prefix), `bash(make test)` (an exact command), `edit(src/**)` (a path glob for
    write_file/edit_file), `read(.env)` (a path glob for read_file/grep/glob/list_dir), or a
-   bare family/tool name (`bash`, `edit`, `read_file`). Deny beats allow beats the mode, so a
+   bare family/tool name (`bash`, `edit`, `read_file`), or an MCP server's tools:
+   `mcp__files__read` (one tool), `mcp__files__*` or `mcp__files` (all of them). Deny beats allow beats the mode, so a
    deny rule is a hard wall that no approval or mode opens.
 
 Asking is a callback (`approver`) so the terminal UI can show a prompt, while headless runs
@@ -120,6 +121,9 @@ class Rule:
 
     @classmethod
     def parse(cls, text: str) -> "Rule":
+        mcp = re.fullmatch(r"\s*(mcp__[A-Za-z0-9_-]+(?:__[A-Za-z0-9_.-]*\*?)?)\s*", text)
+        if mcp:                 # MCP tools keep their case: mcp__NAME, mcp__NAME__TOOL, mcp__NAME__*
+            return cls(mcp.group(1), None)
         m = re.fullmatch(r"\s*([A-Za-z_]+)\s*(?:\((.*)\))?\s*", text)
         if not m:
             raise ValueError(f"bad permission rule {text!r}: write e.g. bash(git status:*), "
@@ -130,6 +134,12 @@ class Rule:
         return self.family if self.spec is None else f"{self.family}({self.spec})"
 
     def covers(self, tool: str) -> bool:
+        if self.family.startswith("mcp__"):
+            if self.family.endswith("*"):
+                return tool.startswith(self.family[:-1])
+            # a bare server (mcp__files) covers all of its tools, as in Claude Code
+            return tool == self.family or ("__" not in self.family[5:]
+                                           and tool.startswith(self.family + "__"))
         return tool == self.family or tool in FAMILIES.get(self.family, ())
 
     def matches(self, tool: str, target: str | None) -> bool:

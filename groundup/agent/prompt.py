@@ -94,7 +94,12 @@ def system_prompt(root: Path, toolbox: Any = None, compact: bool = False,
     if toolbox is not None:
         parts += ["", "# Tools"]
         for s in toolbox.schemas():
-            parts.append(f"- {s['name']}: {s['description']}")
+            if s["name"].startswith("mcp__"):
+                # a server's words stay in its tool definition, out of our instructions
+                parts.append(f"- {s['name']}: a tool of the MCP server "
+                             f"{s['name'].split('__')[1]!r}; see its definition")
+            else:
+                parts.append(f"- {s['name']}: {s['description']}")
     for label, text in read_memory(root):
         parts += ["", f"# Memory: {label}", text.strip()]
     return "\n".join(parts) + "\n"

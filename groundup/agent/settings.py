@@ -20,6 +20,9 @@ Design choices:
   rules -- and deny wins over allow anyway (permissions.py).
 - Hooks (hooks.py) are merged across layers too; those of the committed project file are
   marked, because they run only once the user has approved them.
+- MCP servers ("mcpServers", the shape of .mcp.json; mcp/config.py) come from every layer
+  and from the project's .mcp.json (just above the user's file); a server named again in
+  a higher layer replaces the lower entry whole.
 - A malformed file or value is a UserError naming the file, before anything runs; unknown
   keys only warn, so a newer settings file does not break an older groundup.
 """
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from groundup.agent.hooks import Hook, parse_hooks
+from groundup.mcp.config import ServerConfig, load_servers, parse_servers
 from groundup.agent.permissions import MODES, Rule
 from groundup.agent.prompt import config_dir
 from groundup.errors import UserError
@@ -54,6 +58,8 @@ class Settings:
     max_tokens: int | None = None
     compact_prompt: bool | None = None
     hooks: list[Hook] = field(default_factory=list)
+    mcp_servers: dict[str, ServerConfig] = field(default_factory=dict)   # by name; higher layers replace
+    mcp_trust_read_only: list[str] = field(default_factory=list)   # servers whose readOnlyHint counts
     sources: list[str] = field(default_factory=list)   # the files that were read, low → high
 
 
@@ -92,6 +98,12 @@ def _apply(s: Settings, data: dict[str, Any], where: str, project: bool = False)
                 getattr(s, kind).extend(rules)
         elif key == "hooks":
             s.hooks.extend(parse_hooks(value, where, project))
+        elif key == "mcpServers":
+            s.mcp_servers.update(parse_servers(value, where))
+        elif key == "mcp_trust_read_only":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise UserError(f"{where}: 'mcp_trust_read_only' must be a list of MCP server names")
+            s.mcp_trust_read_only.extend(value)
         elif key == "add_dirs":
             if not isinstance(value, list):
                 raise UserError(f"{where}: 'add_dirs' must be a list of directories")
@@ -105,6 +117,10 @@ def load_settings(root: Path, cli: dict[str, Any] | None = None) -> Settings:
     None values meaning "not given")."""
     s = Settings()
     for path in setting_files(Path(root)):
+        if path == setting_files(Path(root))[1]:
+            # the project's .mcp.json (the file Claude Code and Cursor read) sits between
+            # the user's settings and the project's, with the same precedence as the latter
+            s.mcp_servers.update(load_servers([Path(root) / ".mcp.json"]))
         if not path.is_file():
             continue
         try:

@@ -46,7 +46,7 @@ from groundup.mcp.stdio import McpError
 from groundup.mcp.streamable_http import HttpStatusError, SessionExpired
 
 DEFAULT_TIMEOUT = 60.0
-PROBE_TIMEOUT = 5.0
+PROBE_TIMEOUT = 10.0
 MAX_TIMEOUT_FACTOR = 10
 MAX_PAGES = 100
 MODERN_ERRORS = (jsonrpc.UNSUPPORTED_PROTOCOL_VERSION, jsonrpc.MISSING_REQUIRED_CLIENT_CAPABILITY,
@@ -73,8 +73,10 @@ class Client:
     def __init__(self, name: str, transport: Any, timeout: float = DEFAULT_TIMEOUT,
                  connect_timeout: float = 30.0,
                  on_log: Callable[[dict[str, Any]], None] | None = None,
-                 trace: Callable[[str, dict[str, Any]], None] | None = None):
+                 trace: Callable[[str, dict[str, Any]], None] | None = None,
+                 version: str | None = None):
         self.name, self.transport = name, transport
+        self.pinned = version                 # speak only this revision (no probing)
         self.timeout, self.connect_timeout = timeout, connect_timeout
         self.on_log, self.trace = on_log, trace
         self._ids = itertools.count(1)
@@ -104,15 +106,31 @@ class Client:
         return self
 
     def _negotiate(self) -> None:
-        version = LATEST_MODERN
+        if self.pinned in LEGACY_VERSIONS:
+            return self._initialize(self.pinned)
+        if self._discover(min(PROBE_TIMEOUT, self.connect_timeout)):
+            return
+        try:
+            self._initialize()
+        except RPCError as e:
+            # a modern server that was only slow to start answers initialize with a modern
+            # error: it is modern after all, so ask again and wait for it this time
+            if e.code not in MODERN_ERRORS or not self._discover(self.connect_timeout):
+                raise
+
+    def _discover(self, timeout: float) -> bool:
+        """The server/discover probe: True when the server is modern (and adopted), False
+        when it looks like a 2025 server; raises when it is neither."""
+        version = self.pinned or LATEST_MODERN
         for _ in range(2):
             try:
                 res = self._send_request("server/discover", with_meta({}, request_meta(version)),
-                                         timeout=min(PROBE_TIMEOUT, self.connect_timeout))
+                                         timeout=timeout)
             except RPCError as e:
                 if e.code != jsonrpc.UNSUPPORTED_PROTOCOL_VERSION:
-                    break                 # a 2025 server answering an unknown method
-                offered = (e.data or {}).get("supported") or [] if isinstance(e.data, dict) else []
+                    return False          # a 2025 server answering an unknown method
+                data = e.data if isinstance(e.data, dict) else {}
+                offered = data.get("supported") or []
                 common = [v for v in MODERN_VERSIONS if v in offered]
                 if not common:
                     raise McpError(f"MCP server {self.name!r} speaks protocol versions "
@@ -121,24 +139,24 @@ class Client:
                 version = common[0]
                 continue
             except Timeout:
-                break                     # silence: a 2025 server that ignores it
+                return False              # silence: a 2025 server that ignores it
             except HttpStatusError as e:
                 if e.status >= 500 or e.status in (401, 403):
                     raise
-                break                     # 400/404/405 without a modern error body
+                return False              # 400/404/405 without a modern error body
             offered = res.get("supportedVersions") or []
             common = [v for v in MODERN_VERSIONS if v in offered]
             if not common:
-                break                     # answers discover but speaks only 2025 revisions
+                return False              # answers discover but speaks only 2025 revisions
             self.version = version if version in offered else common[0]
             self._adopt(res)
-            return
-        self._initialize()
+            return True
+        return False
 
-    def _initialize(self) -> None:
+    def _initialize(self, offer: str = LATEST_LEGACY) -> None:
         self.transport.protocol_version = None
         res = self._send_request("initialize", {
-            "protocolVersion": LATEST_LEGACY, "capabilities": {}, "clientInfo": IMPLEMENTATION},
+            "protocolVersion": offer, "capabilities": {}, "clientInfo": IMPLEMENTATION},
             timeout=self.connect_timeout)
         version = res.get("protocolVersion")
         if version not in LEGACY_VERSIONS:
@@ -176,7 +194,7 @@ class Client:
             except SessionExpired:
                 if attempt:
                     raise
-                self._initialize()        # 2025-11-25: 404 means start a new session
+                self._initialize(self.version or LATEST_LEGACY)   # 404: start a new session
         if result_type(res) != "complete":
             raise McpError(f"MCP server {self.name!r} asked for more input before answering "
                            f"{method} (resultType {result_type(res)!r}): groundup's client does "
