@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hooks": ("groundup.agent.hooks_cli", "list the agent's hooks here; approve the project's"),
     "rewind": ("groundup.agent.rewind_cli", "undo the agent's file edits and conversation to before a turn"),
     "tasks": ("groundup.tasks.cli", "generate bug-fix tasks for agents"),
+    "mcp": ("groundup.mcp.cli", "MCP: serve the agent's tools, manage the servers it uses"),
     "eval": ("groundup.tasks.eval_cli", "evaluate a model as a coding agent on tasks"),
     "speedrun": ("groundup.speedrun", "the main job: tokenizer -> pretrain -> SFT -> agent eval -> report"),
 }

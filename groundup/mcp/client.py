@@ -108,10 +108,11 @@ class Client:
     def _negotiate(self) -> None:
         if self.pinned in LEGACY_VERSIONS:
             return self._initialize(self.pinned)
+        started = time.monotonic()
         if self._discover(min(PROBE_TIMEOUT, self.connect_timeout)):
             return
         try:
-            self._initialize()
+            self._initialize(timeout=max(1.0, self.connect_timeout - (time.monotonic() - started)))
         except RPCError as e:
             # a modern server that was only slow to start answers initialize with a modern
             # error: it is modern after all, so ask again and wait for it this time
@@ -153,11 +154,11 @@ class Client:
             return True
         return False
 
-    def _initialize(self, offer: str = LATEST_LEGACY) -> None:
+    def _initialize(self, offer: str = LATEST_LEGACY, timeout: float | None = None) -> None:
         self.transport.protocol_version = None
         res = self._send_request("initialize", {
             "protocolVersion": offer, "capabilities": {}, "clientInfo": IMPLEMENTATION},
-            timeout=self.connect_timeout)
+            timeout=timeout or self.connect_timeout)
         version = res.get("protocolVersion")
         if version not in LEGACY_VERSIONS:
             raise McpError(f"MCP server {self.name!r} answered initialize with protocol version "

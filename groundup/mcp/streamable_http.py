@@ -75,6 +75,7 @@ class HttpTransport:
         self.protocol_version: str | None = None     # set by the client after a 2025 handshake
         self.session_id: str | None = None
         self.streams: dict[jsonrpc.Id, httpx.Response] = {}
+        self.cancelled: set[jsonrpc.Id] = set()
         self._lock = threading.Lock()
 
     @property
@@ -98,6 +99,7 @@ class HttpTransport:
             return False                  # a 2025 session: the client sends notifications/cancelled
         with self._lock:
             stream = self.streams.pop(request_id, None)
+            self.cancelled.add(request_id)
         if stream is not None:
             stream.close()                # 2026-07-28: closing the stream is the cancellation
         return True
@@ -154,13 +156,16 @@ class HttpTransport:
                 self._deliver_body(msg, r, body)
         except httpx.HTTPError as e:
             with self._lock:
-                cancelled = msg.id not in self.streams
+                cancelled = msg.id in self.cancelled
             if not cancelled:
-                self.sink.request_failed(msg.id, McpError(
-                    f"MCP server {self.name!r}: request to {self.url} failed ({e})"))
+                what = (f"cannot reach {self.url} ({e}): is the server running, and the URL right?"
+                        if isinstance(e, httpx.ConnectError) else
+                        f"request to {self.url} failed ({e})")
+                self.sink.request_failed(msg.id, McpError(f"MCP server {self.name!r}: {what}"))
         finally:
             with self._lock:
                 self.streams.pop(msg.id, None)
+                self.cancelled.discard(msg.id)
 
     def _deliver_body(self, msg: jsonrpc.Request, r: httpx.Response, body: str) -> None:
         if r.status_code == 404 and "Mcp-Session-Id" in r.request.headers:
@@ -205,7 +210,7 @@ class HttpTransport:
         if data and self._deliver_event("\n".join(data), request_id):
             return
         with self._lock:
-            cancelled = request_id not in self.streams
+            cancelled = request_id in self.cancelled
         if not cancelled:
             self.sink.request_failed(request_id, McpError(
                 f"MCP server {self.name!r} closed the response stream before answering"))
