@@ -293,6 +293,25 @@ class McpTools:
             raise ToolError(str(e)) from None
         return "\n\n".join(render_block(m.get("content") or {}) for m in res.get("messages") or [])
 
+    def prompt_command(self, cmd: str, arg: str) -> str:
+        """`/mcp__SERVER__PROMPT a b` or `... key=value`: the prompt's text, as the user's turn.
+        Bare words fill the prompt's arguments in the order the server lists them."""
+        server, _, name = cmd.removeprefix("/mcp__").partition("__")
+        known = {(srv, p.get("name")): p for srv, p in self.prompts()}
+        if (server, name) not in known:
+            raise ToolError(f"no MCP prompt {cmd}; /mcp lists them")
+        params = [a.get("name") for a in known[(server, name)].get("arguments") or []]
+        values: dict[str, str] = {}
+        words = arg.split()
+        for word in words:
+            key, sep, value = word.partition("=")
+            if sep and key in params:
+                values[key] = value
+        positional = [w for w in words if w.partition("=")[0] not in params or "=" not in w]
+        for key, value in zip([p for p in params if p not in values], positional):
+            values[key] = value
+        return self.get_prompt(server, name, values)
+
     def status_lines(self) -> list[str]:
         lines = []
         for s in self.servers.values():

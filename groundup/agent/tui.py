@@ -42,7 +42,7 @@ from rich.markdown import Markdown
 from rich.syntax import Syntax
 from rich.text import Text
 
-from groundup.agent.build import (TERM_RECEIVED, Terminated, build_agent, hook_line,
+from groundup.agent.build import (TERM_RECEIVED, Terminated, build_agent, hook_line, mcp_of,
                                   prepare_workspace, sessions_dir)
 from groundup.agent.checkpoints import check_turn, describe_turns, preview, turn_starts
 from groundup.agent.commands import load_commands
@@ -63,6 +63,7 @@ HELP = """\
 /rewind [N]      list your turns, or undo the agent's file edits and the conversation
                  back to before turn N (a diff first; bash's changes are not covered)
 /hooks           the hooks that run around prompts and tools (settings "hooks")
+/mcp             MCP servers: status, tools, prompts (/mcp__SERVER__PROMPT args runs one)
 /exit            leave (Ctrl-D too)
 Esc then Enter inserts a newline; Ctrl-C cancels the running turn."""
 
@@ -229,8 +230,9 @@ def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -
                 break
             if text is None:
                 continue                   # a command of the interface; else a custom prompt
+        mcp = mcp_of(agent)
         try:
-            res = agent.run(text)
+            res = agent.run(mcp.expand_mentions(text) if mcp is not None else text)
         except Terminated:                 # SIGTERM outside the loop's own handler
             break
         ui.end_text()
@@ -244,6 +246,27 @@ def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -
 
 
 EXIT = "\x00exit"
+
+
+def mcp_command(agent: Any, out: Console, cmd: str, arg: str) -> str | None:
+    """/mcp lists the servers; /mcp__SERVER__PROMPT returns that prompt's text as the turn."""
+    from groundup.agent.tools import ToolError
+    mcp = mcp_of(agent)
+    if mcp is None:
+        raise UserError("no MCP servers configured (.mcp.json or `groundup mcp add`)")
+    if cmd != "/mcp":
+        try:
+            return mcp.prompt_command(cmd, arg)
+        except ToolError as e:
+            raise UserError(str(e)) from None
+    for line in mcp.status_lines():
+        out.print(line, markup=False)
+    names = [t["name"] for t in mcp.schemas()]
+    out.print("tools: " + (", ".join(names) or "none"), markup=False)
+    for server, p in mcp.prompts():
+        args = " ".join(a.get("name", "") for a in p.get("arguments") or [])
+        out.print(f"/mcp__{server}__{p.get('name')} {args}  {p.get('description', '')}", markup=False)
+    return None
 
 
 def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | None:
@@ -305,6 +328,8 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
         lines = agent.hooks.listing()
         out.print("\n".join(lines) if lines else "no hooks configured (settings \"hooks\", see "
                                                   "`groundup hooks`)", markup=False)
+    elif cmd == "/mcp" or cmd.startswith("/mcp__"):
+        return mcp_command(agent, out, cmd, arg)
     elif cmd[1:] in custom:
         return custom[cmd[1:]].expand(arg)
     else:

@@ -12,6 +12,7 @@ import time
 from pydantic import BaseModel
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
 
 mcp = MCPServer("sdk-test-server")
 
@@ -27,7 +28,7 @@ def add(a: int, b: int) -> str:
     return f"{a} + {b} = {a + b}"
 
 
-@mcp.tool()
+@mcp.tool(annotations=ToolAnnotations(readOnlyHint=True))
 def weather(city: str) -> Weather:
     """Weather for a city, as structured content (has an outputSchema)."""
     return Weather(city=city, temperature=21.5)

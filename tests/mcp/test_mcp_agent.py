@@ -100,3 +100,25 @@ def test_mcp_rules_match_servers_and_tools():
     assert not p.decide("mcp__files__rm_all", {}, None, "").allowed
     assert not p.decide("mcp__web__get", {}, None, "").allowed
     assert not p.decide("mcp__filesystem__read", {}, None, "").allowed   # another server
+
+
+def test_mcp_tools_prompts_resources_and_read_only_trust(tmp_path):
+    from groundup.agent.mcp_tools import McpTools
+    from groundup.mcp.config import parse_servers
+    servers = parse_servers({"sdk": {"command": PY, "args": [SDK_SERVER, "stdio"]}}, "test")
+    tools = McpTools(servers, cwd=str(tmp_path)).start()
+    try:
+        assert tools.prompt_command("/mcp__sdk__review", "src/a.py") == \
+            "Please review src/a.py and list its bugs."
+        assert tools.prompt_command("/mcp__sdk__review", "path=b.py").endswith("review b.py and list its bugs.")
+        assert "sdk  note://greeting  (text/plain) -- A short text resource." in tools.list_resources_text()
+        assert tools.expand_mentions("mail me@example.com") == "mail me@example.com"
+        names = [s["name"] for s in tools.schemas()]
+        assert "mcp__sdk__add" in names and not tools.is_read_only("mcp__sdk__add")
+        assert tools.is_read_only("read_mcp_resource")
+        assert not tools.is_read_only("mcp__sdk__weather")     # annotated, but not trusted
+        tools.trusted.add("sdk")                                # mcp_trust_read_only: ["sdk"]
+        assert tools.is_read_only("mcp__sdk__weather") and not tools.is_read_only("mcp__sdk__add")
+        assert tools.status_lines() == [f"sdk  connected  stdio {PY} {SDK_SERVER} stdio  6 tools"]
+    finally:
+        tools.close()
