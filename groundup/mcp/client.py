@@ -43,7 +43,8 @@ from groundup.mcp.protocol import (IMPLEMENTATION, LATEST_LEGACY, LATEST_MODERN,
                                    MODERN_VERSIONS, SUPPORTED_VERSIONS, is_modern, request_meta,
                                    result_type, with_meta)
 from groundup.mcp.stdio import McpError
-from groundup.mcp.streamable_http import HttpStatusError, SessionExpired
+from groundup.mcp.streamable_http import (HttpStatusError, HttpTransport, SessionExpired,
+                                          param_header_values, param_headers)
 
 DEFAULT_TIMEOUT = 60.0
 PROBE_TIMEOUT = 10.0
@@ -88,6 +89,8 @@ class Client:
         self.instructions: str | None = None
         self.dead: str | None = None          # why the connection ended, once it has
         self.tools_changed = False            # a list_changed notification arrived
+        self.schemas: dict[str, dict[str, Any]] = {}       # tool name -> inputSchema, last listed
+        self.rejected: dict[str, str] = {}    # tools left out of tools/list, and why
 
     @property
     def modern(self) -> bool:
@@ -331,13 +334,31 @@ class Client:
                 break
         return items
 
+    @property
+    def mirrors_params(self) -> bool:
+        """2026-07-28 over HTTP: tool arguments marked x-mcp-header travel as headers too."""
+        return self.modern and isinstance(self.transport, HttpTransport)
+
     def list_tools(self) -> list[dict[str, Any]]:
         self.tools_changed = False
-        return self._list("tools/list", "tools") if "tools" in self.capabilities else []
+        tools = self._list("tools/list", "tools") if "tools" in self.capabilities else []
+        kept = []
+        for t in tools:
+            schema = t.get("inputSchema") if isinstance(t.get("inputSchema"), dict) else {}
+            if self.mirrors_params:
+                try:
+                    param_headers(schema)
+                except ValueError as e:   # the spec: exclude the tool, keep the others
+                    self.rejected[str(t.get("name"))] = str(e)
+                    continue
+            self.schemas[str(t.get("name"))] = schema
+            kept.append(t)
+        return kept
 
     def call_tool(self, name: str, arguments: dict[str, Any], timeout: float | None = None,
-                  on_progress: Progress | None = None,
-                  headers: dict[str, str] | None = None) -> dict[str, Any]:
+                  on_progress: Progress | None = None) -> dict[str, Any]:
+        headers = (param_header_values(self.schemas.get(name) or {}, arguments)
+                   if self.mirrors_params else None)
         return self.request("tools/call", {"name": name, "arguments": arguments}, timeout,
                             on_progress, headers)
 

@@ -101,7 +101,8 @@ class Handler(BaseHTTPRequestHandler):
         if urlparse(self.path).path != PATH:
             self.reply(404)
             return False
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        host = self.headers.get("Host") or ""
+        host = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
         origin = self.headers.get("Origin")
         origin_host = urlparse(origin).hostname if origin else None
         if host not in self.server.allowed_hosts or (origin and origin_host not in self.server.allowed_hosts):
@@ -128,21 +129,25 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200 if found else (404 if sid else 400))
 
     def do_POST(self) -> None:
-        if not self.gate():
-            return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
+            self.close_connection = True      # the unread body would desync the connection
             self.reply_error(413, None, jsonrpc.INVALID_REQUEST, "request body too large")
             return
+        body = self.rfile.read(length)        # read before any reply, even a refusal
+        if not self.gate():
+            return
         try:
-            msg = jsonrpc.parse(self.rfile.read(length))
+            msg = jsonrpc.parse(body)
         except RPCError as e:
             self.reply(400, Response(None, error=e).to_dict())
             return
         assert not isinstance(msg, list)
         meta = (getattr(msg, "params", None) or {}).get("_meta") or {}
-        if isinstance(msg, Request) and isinstance(meta, dict) and META_VERSION in meta:
-            self.modern(msg, meta[META_VERSION])
+        header = self.headers.get("MCP-Protocol-Version")
+        if isinstance(msg, Request) and ((isinstance(meta, dict) and META_VERSION in meta)
+                                         or header in MODERN_VERSIONS):
+            self.modern(msg, meta.get(META_VERSION) if isinstance(meta, dict) else None)
         else:
             self.legacy(msg)
 
@@ -151,35 +156,35 @@ class Handler(BaseHTTPRequestHandler):
     def modern(self, req: Request, version: Any) -> None:
         h = self.headers
         problems = []
-        if h.get("MCP-Protocol-Version") != version:
+        try:
+            self.server.mcp.era(req, Session(), modern_transport=True)   # required _meta present?
+        except RPCError as e:
+            if e.code != jsonrpc.UNSUPPORTED_PROTOCOL_VERSION:
+                self.reply(400, Response(req.id, error=e).to_dict())
+                return
+        if (h.get("MCP-Protocol-Version") or "").strip() != version:
             problems.append(f"MCP-Protocol-Version header {h.get('MCP-Protocol-Version')!r} "
                             f"does not match the body's {version!r}")
-        if h.get("Mcp-Method") != req.method:
+        if (h.get("Mcp-Method") or "").strip() != req.method:
             problems.append(f"Mcp-Method header {h.get('Mcp-Method')!r} does not match "
                             f"{req.method!r}")
         key = NAMED.get(req.method)
         if key is not None:
             try:
-                named = _decode_header(h.get("Mcp-Name") or "")
+                named = _decode_header((h.get("Mcp-Name") or "").strip())
             except (ValueError, UnicodeDecodeError):
                 named = None
             if h.get("Mcp-Name") is None or named != req.params.get(key):
                 problems.append(f"Mcp-Name header {h.get('Mcp-Name')!r} does not match the "
                                 f"body's {key} {req.params.get(key)!r}")
-        if version not in MODERN_VERSIONS:
-            self.reply_error(400, req.id, jsonrpc.UNSUPPORTED_PROTOCOL_VERSION,
-                             "Unsupported protocol version",
-                             {"supported": list(MODERN_VERSIONS + LEGACY_VERSIONS),
-                              "requested": version})
-            return
         if problems:
             self.reply_error(400, req.id, jsonrpc.HEADER_MISMATCH,
                              "Header mismatch: " + "; ".join(problems))
             return
-        try:
-            self.server.mcp.era(req, Session())     # required _meta fields present?
-        except RPCError as e:
-            self.reply(400, Response(req.id, error=e).to_dict())
+        if version not in MODERN_VERSIONS:
+            self.reply_error(400, req.id, jsonrpc.UNSUPPORTED_PROTOCOL_VERSION,
+                             "Unsupported protocol version",
+                             {"supported": list(MODERN_VERSIONS), "requested": version})
             return
         response = self.server.mcp.handle(req, Session())    # stateless: a fresh Session
         assert response is not None

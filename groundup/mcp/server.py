@@ -47,7 +47,7 @@ from groundup.mcp import jsonrpc
 from groundup.mcp.jsonrpc import Notification, Request, Response, RPCError
 from groundup.mcp.protocol import (CACHEABLE, IMPLEMENTATION, LATEST_LEGACY, LEGACY_VERSIONS,
                                    META_CLIENT_CAPS, META_SERVER_INFO, META_VERSION,
-                                   MODERN_VERSIONS, SUPPORTED_VERSIONS)
+                                   MODERN_VERSIONS)
 
 READ_TOOLS = ("read_file", "grep", "glob", "list_dir")
 WRITE_TOOLS = ("edit_file", "write_file", "bash")
@@ -112,14 +112,17 @@ class McpServer:
             if rid in session.in_flight:
                 session.cancelled.add(rid)
 
-    def era(self, req: Request, session: Session) -> str | None:
+    def era(self, req: Request, session: Session, modern_transport: bool = False) -> str | None:
         """The modern version a request declares (checked), or None for a 2025 session."""
-        meta = req.params.get("_meta") or {}
+        meta = req.params.get("_meta")
         version = meta.get(META_VERSION) if isinstance(meta, dict) else None
+        if modern_transport and version is None:
+            raise RPCError(jsonrpc.INVALID_PARAMS, f"_meta[{META_VERSION!r}] is required on every "
+                                                   "2026-07-28 request")
         if version is not None:
             if version not in MODERN_VERSIONS:
                 raise RPCError(jsonrpc.UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version",
-                               {"supported": list(SUPPORTED_VERSIONS), "requested": version})
+                               {"supported": list(MODERN_VERSIONS), "requested": version})
             if not isinstance(meta.get(META_CLIENT_CAPS), dict):
                 raise RPCError(jsonrpc.INVALID_PARAMS, f"_meta[{META_CLIENT_CAPS!r}] is required "
                                                        "on every 2026-07-28 request")
@@ -141,8 +144,10 @@ class McpServer:
             "resources/list": self.list_resources,
             "resources/templates/list": lambda p, m: {"resourceTemplates": []},
             "resources/read": self.read_resource,
+            "prompts/list": lambda p, m: {"prompts": []},
         }.get(req.method)
-        if handler is None or (req.method == "server/discover" and not modern):
+        removed = ("server/discover",) if not modern else ("initialize", "ping")
+        if handler is None or req.method in removed:
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {req.method}")
         session.in_flight.add(req.id)
         try:
@@ -161,7 +166,9 @@ class McpServer:
     # ------------------------------------------------------------ lifecycle
 
     def capabilities(self) -> dict[str, Any]:
-        return {"tools": {"listChanged": False}, "resources": {"listChanged": False}}
+        # prompts: none yet, but the (empty) list answers like the others
+        return {"tools": {"listChanged": False}, "resources": {"listChanged": False},
+                "prompts": {"listChanged": False}}
 
     def initialize(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         asked = params.get("protocolVersion")

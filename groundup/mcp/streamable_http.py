@@ -66,6 +66,48 @@ def header_value(value: Any) -> str:
     return "=?base64?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
 
 
+_TCHAR = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")       # RFC 9110 token
+
+
+def param_headers(schema: dict[str, Any]) -> dict[tuple[str, ...], str]:
+    """The `x-mcp-header` annotations of a tool's inputSchema: property path -> header name.
+    Raises ValueError saying which rule of server/tools.mdx ("x-mcp-header") is broken."""
+    found: dict[tuple[str, ...], str] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if not isinstance(node, dict):
+            return
+        if "x-mcp-header" in node and path:
+            name = node["x-mcp-header"]
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"x-mcp-header of {'.'.join(path)} is empty")
+            if not _TCHAR.match(name):
+                raise ValueError(f"x-mcp-header {name!r} is not an HTTP header token")
+            if node.get("type") not in ("string", "integer", "boolean"):
+                raise ValueError(f"x-mcp-header {name!r} is on a {node.get('type')!r} property; "
+                                 "only string, integer and boolean may be mirrored")
+            if name.lower() in {n.lower() for n in found.values()}:
+                raise ValueError(f"x-mcp-header {name!r} is used twice")
+            found[path] = name
+        for key, sub in (node.get("properties") or {}).items():
+            walk(sub, path + (key,))
+
+    walk(schema, ())
+    return found
+
+
+def param_header_values(schema: dict[str, Any], arguments: dict[str, Any]) -> dict[str, str]:
+    """Mcp-Param-* headers for a call: each annotated argument that is present and not null."""
+    out = {}
+    for path, name in param_headers(schema).items():
+        value: Any = arguments
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            out[f"Mcp-Param-{name}"] = header_value(value)
+    return out
+
+
 class HttpTransport:
     def __init__(self, name: str, url: str, headers: dict[str, str] | None = None,
                  connect_timeout: float = 10.0):
