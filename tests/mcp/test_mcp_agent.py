@@ -122,3 +122,20 @@ def test_mcp_tools_prompts_resources_and_read_only_trust(tmp_path):
         assert tools.status_lines() == [f"sdk  connected  stdio {PY} {SDK_SERVER} stdio  6 tools"]
     finally:
         tools.close()
+
+
+def test_results_become_text_the_model_can_read():
+    from groundup.agent.mcp_tools import cap, render_result, tool_name
+    from groundup.agent.tools import READ_MAX_CHARS
+    res = {"content": [{"type": "text", "text": "two blocks"},
+                       {"type": "image", "data": "AAAA", "mimeType": "image/png"},
+                       {"type": "resource_link", "uri": "file:///x.py", "name": "x.py"},
+                       {"type": "resource", "resource": {"uri": "note://n", "text": "embedded"}}]}
+    assert render_result(res) == ("two blocks\n[image: image/png, about 3 bytes, not shown as text]\n"
+                                  "[resource link: file:///x.py (x.py); read it with read_mcp_resource]\n"
+                                  "embedded")
+    assert render_result({"content": [], "structuredContent": {"t": 1}}) == '{\n "t": 1\n}'
+    big = cap("x" * (READ_MAX_CHARS + 10))
+    assert big.endswith(f"[output truncated: {READ_MAX_CHARS} of {READ_MAX_CHARS + 10} characters shown]")
+    assert tool_name("srv", "weird tool/name") == "mcp__srv__weird_tool_name"
+    assert len(tool_name("s", "x" * 100)) == 64

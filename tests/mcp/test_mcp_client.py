@@ -138,3 +138,53 @@ def test_a_command_that_does_not_exist():
     c = Client("ghost", StdioTransport("ghost", "no-such-mcp-server-binary"))
     with pytest.raises(McpError, match="'ghost': command not found: no-such-mcp-server-binary"):
         c.connect()
+
+
+def test_ctrl_c_cancels_the_call_on_the_server(tmp_path, monkeypatch):
+    import _thread
+    import threading
+    log = tmp_path / "nap.log"
+    monkeypatch.setenv("NAP_LOG", str(log))
+    c = stdio_client().connect()
+    try:
+        threading.Timer(1.0, _thread.interrupt_main).start()      # Ctrl-C, one second in
+        with pytest.raises(KeyboardInterrupt):
+            c.call_tool("nap", {"seconds": 30})
+        for _ in range(100):
+            if log.exists():
+                break
+            time.sleep(0.05)
+        assert log.read_text() == "cancelled\n"                   # the server was told
+        assert c.call_tool("add", {"a": 5, "b": 5})["content"][0]["text"] == "5 + 5 = 10"
+    finally:
+        c.close()
+
+
+def test_http_errors_are_clear(tmp_path):
+    """A server that answers 500 (or HTML, or 401) gives an error naming it and the status."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Broken(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status = 401 if self.headers.get("Authorization") is None else 500
+            body = b"<html>Internal Server Error</html>"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Broken)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/mcp"
+    try:
+        with pytest.raises(McpError, match=r"'b': HTTP 401 .*check the Authorization header"):
+            Client("b", HttpTransport("b", url)).connect()
+        with pytest.raises(McpError, match=r"'b': HTTP 500 from .*Internal Server Error"):
+            Client("b", HttpTransport("b", url, {"Authorization": "Bearer x"})).connect()
+    finally:
+        httpd.shutdown()
