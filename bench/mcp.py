@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     try:
-        import mcp  # noqa: F401
+        import mcp  # noqa: F401  (only: is the SDK there?)
     except ImportError:
         print("the official MCP SDK is not installed (pip install mcp): no anchor to compare with")
         return

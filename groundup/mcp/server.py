@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 from groundup.agent.permissions import ConfinementError, Permissions, confine
 from groundup.agent.search import walk_files
