@@ -128,3 +128,18 @@ def test_http_gates(http_server):
                                                     "MCP-Protocol-Version": "1999-01-01"})
     assert r.status_code == 400 and r.json()["error"]["code"] == -32022
     assert "2026-07-28" in r.json()["error"]["data"]["supported"]
+
+
+def test_our_client_reinitializes_after_the_session_expires(workspace, http_server):
+    from groundup.mcp.client import Client as OurClient
+    from groundup.mcp.streamable_http import HttpTransport
+    auth = {"Authorization": "Bearer tok-123"}
+    t = HttpTransport("self", http_server, auth)
+    c = OurClient("self", t, version="2025-11-25").connect()
+    try:
+        first = t.session_id
+        assert httpx.request("DELETE", http_server, headers={**auth, "Mcp-Session-Id": first}).status_code == 200
+        res = c.call_tool("list_dir", {"path": "."})     # 404 → initialize again → retried
+        assert "a.txt" in res["content"][0]["text"] and t.session_id not in (None, first)
+    finally:
+        c.close()
