@@ -143,3 +143,25 @@ def test_our_client_reinitializes_after_the_session_expires(workspace, http_serv
         assert "a.txt" in res["content"][0]["text"] and t.session_id not in (None, first)
     finally:
         c.close()
+
+
+def test_allow_writes_obeys_the_permission_rules(workspace):
+    from groundup.mcp.client import Client as OurClient
+    from groundup.mcp.stdio import StdioTransport
+    (workspace / ".groundup").mkdir()
+    (workspace / ".groundup" / "settings.json").write_text(
+        '{"permissions": {"deny": ["edit(secret/**)"]}}')
+    c = OurClient("self", StdioTransport("self", PY, serve_args(
+        workspace, "--allow-writes", "--permission-mode", "accept-edits"))).connect()
+    try:
+        names = [t["name"] for t in c.list_tools()]
+        assert set(names) == {"read_file", "grep", "glob", "list_dir", "edit_file", "write_file", "bash"}
+        r = c.call_tool("write_file", {"path": "new.txt", "content": "made over MCP\n"})
+        assert not r["isError"] and (workspace / "new.txt").read_text() == "made over MCP\n"
+        r = c.call_tool("write_file", {"path": "secret/x.txt", "content": "no"})
+        assert r["isError"] and "denied by the rule edit(secret/**)" in r["content"][0]["text"]
+        r = c.call_tool("bash", {"command": "touch pwned"})       # accept-edits: bash still asks
+        assert r["isError"] and "needs the user's approval" in r["content"][0]["text"]
+        assert not (workspace / "pwned").exists() and not (workspace / "secret").exists()
+    finally:
+        c.close()
