@@ -95,3 +95,31 @@ def test_write_server_keeps_other_keys(tmp_path):
     write_server(path, "old", None)
     data = json.loads(path.read_text())
     assert data["model"] == "replay:x" and list(data["mcpServers"]) == ["new"]
+
+
+def test_server_batches_only_in_a_2025_03_26_session(tmp_path):
+    """2025-03-26 servers MUST accept batches; from 2025-06-18 on they are refused (-32600)."""
+    import io
+
+    from groundup.mcp.server import McpServer, serve_stdio
+
+    def session(version: str) -> list:
+        lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                  "params": {"protocolVersion": version, "capabilities": {},
+                             "clientInfo": {"name": "t", "version": "1"}}},
+                 [{"jsonrpc": "2.0", "id": 2, "method": "ping"},
+                  {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                  {"jsonrpc": "2.0", "id": 3, "method": "nope"}]]
+        out = io.BytesIO()
+        serve_stdio(McpServer(tmp_path), io.BytesIO("".join(json.dumps(x) + "\n" for x in lines)
+                                                    .encode()), out)
+        return [json.loads(line) for line in out.getvalue().splitlines()]
+
+    init, batch = session("2025-03-26")
+    assert init["result"]["protocolVersion"] == "2025-03-26"
+    assert batch == [{"jsonrpc": "2.0", "id": 2, "result": {}},
+                     {"jsonrpc": "2.0", "id": 3, "error": {"code": -32601,
+                                                          "message": "Method not found: nope"}}]
+    init, refused = session("2025-06-18")
+    assert init["result"]["protocolVersion"] == "2025-06-18"
+    assert refused["id"] is None and refused["error"]["code"] == -32600
