@@ -198,17 +198,20 @@ class Batch:
 
 class Engine:
     def __init__(self, model: Transformer, tokenizer: Any = None, eos_ids: tuple[int, ...] | list[int] = (),
-                 compile: bool = False, prefix_cache: bool = False, pack: bool = True):
+                 compile: bool = False, prefix_cache: bool = False, pack: bool = True,
+                 borrowed: bool = False):
         """The engine takes the model over: eval mode, and on CPU the layout of its wide
         weights (cpu_decode_layout) and, with pack=True, a prepacked copy of every float32
         linear weight for multi-row products and big one-row ones (cpu_pack_linears: twice the
         linear weights' memory, ~2x faster batched decode, ~1.1x batch 1 at 100M).
-        compile=True: see below. prefix_cache=True: stream() and generate() reuse the k/v of
-        the previous sequence's common prefix (one caller at a time)."""
+        borrowed=True: the model is only lent (a training run's samples): eval mode, nothing
+        else -- its weights keep their layout and no copies are made; the lender puts it back
+        in training mode. compile=True: see below. prefix_cache=True: stream() and generate()
+        reuse the k/v of the previous sequence's common prefix (one caller at a time)."""
         self.model = model.eval()
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
-        if self.device.type == "cpu":
+        if self.device.type == "cpu" and not borrowed:
             cpu_decode_layout(model)
             if pack:                       # (a compiled forward traces the plain weights)
                 cpu_pack_linears(model)

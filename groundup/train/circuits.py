@@ -55,6 +55,7 @@ a plain init's.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -79,6 +80,29 @@ def _orthonormal_rows(rows: int, cols: int, g: torch.Generator) -> torch.Tensor:
     """(rows, cols) with orthonormal rows (rows <= cols): a random rotation, cut."""
     q, _ = torch.linalg.qr(torch.randn(cols, cols, generator=g))
     return q[:rows].contiguous()
+
+
+# ----------------------------------------------------------------------------- the model's layout
+# The one place that knows where a head lives in llama.py's weights. tests/train/test_circuits.py
+# recomputes an attention layer from these slices alone and compares it with the model's own
+# forward, so a change of layout there fails that test instead of silently unwiring the circuit.
+
+def qkv_rows(cfg, part: str, head: int) -> slice:
+    """Rows of head `head`'s q, k or v in a layer's fused qkv_proj weight: llama.py stacks
+    n_heads*head_dim rows of q, then of k, then of v (no grouped-query attention here)."""
+    start = ("q", "k", "v").index(part) * cfg.n_heads * cfg.head_dim + head * cfg.head_dim
+    return slice(start, start + cfg.head_dim)
+
+
+def o_cols(cfg, head: int) -> slice:
+    """Columns of o_proj's weight that read head `head`'s output."""
+    return slice(head * cfg.head_dim, (head + 1) * cfg.head_dim)
+
+
+def attention_weights(model, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(qkv_proj.weight, o_proj.weight) of a layer: (3 * H * hd, D) and (D, H * hd)."""
+    att = model.layers[layer].self_attn
+    return att.qkv_proj.weight, att.o_proj.weight
 
 
 def check_wirable(cfg, match: int = 1) -> None:
@@ -122,18 +146,35 @@ def _layout(cfg) -> tuple[torch.Tensor, list[torch.Tensor], int]:
     return torch.arange(0, first), [torch.arange(first + j * S, first + (j + 1) * S) for j in range(2)], D - 1
 
 
-def _position_head(W, start_q, start_k, hd, const, theta, x_const, offset: int) -> None:
+def _position_head(W, cfg, head, const, theta, x_const, offset: int) -> None:
     """q and k rows of a head that attends to position m - offset, whatever the tokens: both read
     only the constant dim; k is pre-rotated by `offset` steps of each fast frequency, so that
-    q_m . k_n = sum_i w^2 cos((m - n - offset) th_i), largest at n = m - offset."""
-    half = hd // 2
-    W[start_q:start_q + hd] = 0.0
-    W[start_k:start_k + hd] = 0.0
+    q_m . k_n = sum_i w^2 cos((m - n - offset) th_i), largest at n = m - offset. RoPE rotates
+    channel pairs (i, i + head_dim/2) by position * theta_i (model/rope.py)."""
+    half = cfg.head_dim // 2
+    start_q, start_k = qkv_rows(cfg, "q", head).start, qkv_rows(cfg, "k", head).start
+    W[qkv_rows(cfg, "q", head)] = 0.0
+    W[qkv_rows(cfg, "k", head)] = 0.0
     for i in range(_FAST_PAIRS):
         th = float(theta[i]) * offset
         W[start_q + i, const] = _PREV_WEIGHT / x_const                     # q pair i = (w, 0)
         W[start_k + i, const] = _PREV_WEIGHT * math.cos(th) / x_const      # k pair i = R(th)(w, 0)
         W[start_k + i + half, const] = _PREV_WEIGHT * math.sin(th) / x_const
+
+
+def wired_model(mcfg, seed: int, match: int = 1):
+    """What pretraining calls: a freshly initialised Transformer of `mcfg` (with the rope_theta
+    the circuit needs) with the circuit written in, and a line for the log. Training then keeps
+    the circuit with Pins(model) after every optimizer step."""
+    from groundup.model import Transformer
+    torch.manual_seed(seed)
+    model = Transformer(dataclasses.replace(mcfg, rope_theta=ROPE_THETA, extra=dict(mcfg.extra)))
+    model.init_weights()
+    wired = wire_induction_heads(model, seed, match)
+    note = (f"wired position heads and two induction heads into the initial weights (copies "
+            f"{wired['copy_acc']:.0%} of random tokens"
+            f"{'; the other heads and MLPs of layers 0-1 start silent' if wired['silenced'] else ''})")
+    return model, note
 
 
 @torch.no_grad()
@@ -148,7 +189,7 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     cfg.extra["wired_induction"] = {"match": match}     # config.json keeps it: Pins, the layout
     if match == 2:
         cfg.extra["wired_induction"]["free_values"] = True
-    D, hd, H = cfg.dim, cfg.head_dim, cfg.n_heads
+    D, hd = cfg.dim, cfg.head_dim
     half = hd // 2                                      # RoPE pair i is channels (i, i + half)
     g = torch.Generator().manual_seed(seed)
     content, spaces, const = _layout(cfg)
@@ -174,8 +215,7 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     #     into current.b, head 1 R_a(token n) into current.a, head 2 (two back) R_b(token n-2)
     #     into previous.b -- so current = [R_a x_m | R_b x_m-1] and previous = [R_a x_n-1 |
     #     R_b x_n-2], and comparing the whole spaces compares two tokens with no extra dims
-    att = model.layers[0].self_attn
-    W, Wo = att.qkv_proj.weight, att.o_proj.weight      # rows: H*hd of q, H*hd of k, H*hd of v
+    W, Wo = attention_weights(model, 0)
     R = _orthonormal_rows(S, nC, g)                     # (S, nC) content -> S channels
     h2 = S // 2
     a, b = slice(0, h2), slice(h2, S)                   # the halves (match=2)
@@ -183,14 +223,14 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
               [[(R[a], prev[a]), (R[b], cur[b])], [(R[a], cur[a])], [(R[b], prev[b])]])
     Wo[first:const] = 0.0                               # no other head writes the spaces
     for h, offset in enumerate(_offsets(cfg)):
-        _position_head(W, h * hd, H * hd + h * hd, hd, const, theta, x_const, offset)
-        v = 2 * H * hd + h * hd
+        _position_head(W, cfg, h, const, theta, x_const, offset)
+        v, o = qkv_rows(cfg, "v", h).start, o_cols(cfg, h).start
         W[v:v + (_value_rows(cfg)[h] if _free_values(cfg) else hd)] = 0.0   # free rows keep init
-        Wo[:, h * hd:(h + 1) * hd] = 0.0
+        Wo[:, o_cols(cfg, h)] = 0.0
         row = 0
         for proj, dims in writes[h]:                    # value rows read content, o writes a space
             W[v + row:v + row + len(proj), content] = proj
-            Wo[dims, h * hd + row:h * hd + row + len(proj)] = write * torch.eye(len(proj))
+            Wo[dims, o + row:o + row + len(proj)] = write * torch.eye(len(proj))
             row += len(proj)
     model.layers[0].mlp.down_proj.weight[first:const] = 0.0
 
@@ -202,8 +242,7 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
         raise UserError(f"only {len(slow)} RoPE pairs turn slowly enough over {ctx} positions to "
                         f"match content; wire with rope_theta={ROPE_THETA:.0f}")
     ch = torch.tensor(slow + [i + half for i in slow])  # the slow channels, both halves of each pair
-    att = model.layers[1].self_attn
-    W, Wo = att.qkv_proj.weight, att.o_proj.weight
+    W, Wo = attention_weights(model, 1)
     Rv = _orthonormal_rows(min(2 * hd, nC), nC, g)      # the two heads' values cover the content
     x1 = math.sqrt(D / (1 + len(spaces) * _RESERVED_SHARE ** 2))  # |content| after layer 1's norm
     # Two heads copy 2*head_dim of the nC content dims (all of them at depth 3; 128 of 447 at
@@ -214,10 +253,9 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     # match=2 head 0 on the a halves only, head 1 on the whole spaces (and token m-1 against n-2)
     matches = [(cur, prev), (cur, prev)] if match == 1 else [(cur[a], prev[a]), (cur, prev)]
     for h in range(2):
-        q, k, v = h * hd, H * hd + h * hd, 2 * H * hd + h * hd
-        W[q:q + hd] = 0.0
-        W[k:k + hd] = 0.0
-        W[v:v + hd] = 0.0
+        q, k, v = (qkv_rows(cfg, part, h).start for part in "qkv")
+        for part in "qkv":
+            W[qkv_rows(cfg, part, h)] = 0.0
         qdims, kdims = matches[h]
         n = len(qdims)
         gain = _MATCH_GAIN * math.sqrt(S / n)            # a full match scores the same either way
@@ -226,8 +264,9 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
         W[k + ch[:, None], kdims[None]] = gain * A                   # ...against each one's previous
         rv = Rv[h * hd:(h + 1) * hd]                                 # (<= hd, nC)
         W[v:v + len(rv), content] = rv                               # what followed, read out
-        Wo[:, h * hd:(h + 1) * hd] = 0.0
-        Wo[content[:, None], torch.arange(h * hd, h * hd + len(rv))[None]] = copy_out * rv.T
+        Wo[:, o_cols(cfg, h)] = 0.0
+        o = o_cols(cfg, h).start
+        Wo[content[:, None], torch.arange(o, o + len(rv))[None]] = copy_out * rv.T
     if model.lm_head.weight is not E:                   # untied: the head starts as a copy of the
         model.lm_head.weight.copy_(E)                   # embeddings, so copied content reads out
 
@@ -242,7 +281,7 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
     if silenced:
         for i, layer in enumerate(model.layers[:2]):
             first_free = len(_offsets(cfg)) if i == 0 else 2
-            layer.self_attn.o_proj.weight[:, first_free * hd:] = 0.0
+            attention_weights(model, i)[1][:, o_cols(cfg, first_free).start:] = 0.0
             layer.mlp.down_proj.weight.zero_()
         copied = copy_accuracy(model, cfg.vocab_size)
     return {"slow_pairs": len(slow), "silenced": silenced, "copy_acc": copied}
@@ -260,26 +299,30 @@ def wired_entries(model) -> dict[str, torch.Tensor]:
     """{parameter name: bool mask} of every weight the circuit fixes, for a wired model. The
     induction heads' values and outputs are not fixed: training decides what to copy, how much."""
     cfg = model.config
-    hd, H = cfg.head_dim, cfg.n_heads
+    hd = cfg.head_dim
     _, spaces, const = _layout(cfg)
-    params = dict(model.named_parameters())            # a tied head appears once, as embed_tokens
-    masks = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in params.items()}
+    names = {id(p): name for name, p in model.named_parameters()}   # a tied head: embed_tokens
+    masks: dict[str, torch.Tensor] = {}
+
+    def mask(p: torch.Tensor) -> torch.Tensor:
+        return masks.setdefault(names[id(p)], torch.zeros_like(p, dtype=torch.bool))
+
     reserved = slice(int(spaces[0][0]), const)          # the position heads' spaces
-    masks["embed_tokens.weight"][:, reserved] = True    # (the constant: set_constant)
-    masks["layers.0.input_layernorm.weight"][reserved.start:] = True
-    masks["layers.1.input_layernorm.weight"][reserved] = True
+    mask(model.embed_tokens.weight)[:, reserved] = True  # (the constant: set_constant)
+    mask(model.layers[0].input_layernorm.weight)[reserved.start:] = True
+    mask(model.layers[1].input_layernorm.weight)[reserved] = True
+    W0, Wo0 = (mask(w) for w in attention_weights(model, 0))
     for h, used in enumerate(_value_rows(cfg)):         # layer 0's position heads: q, k, v, o
         rows = used if _free_values(cfg) else hd
-        for block in range(3):
-            start = block * H * hd + h * hd
-            masks["layers.0.self_attn.qkv_proj.weight"][start:start + (hd if block < 2 else rows)] = True
-        masks["layers.0.self_attn.o_proj.weight"][:, h * hd:h * hd + rows] = True
+        W0[qkv_rows(cfg, "q", h)] = W0[qkv_rows(cfg, "k", h)] = True
+        v, o = qkv_rows(cfg, "v", h).start, o_cols(cfg, h).start
+        W0[v:v + rows] = True
+        Wo0[:, o:o + rows] = True
+    W1 = mask(attention_weights(model, 1)[0])
     for h in (0, 1):                                    # layer 1's induction heads: q and k
-        for block in range(2):
-            start = block * H * hd + h * hd
-            masks["layers.1.self_attn.qkv_proj.weight"][start:start + hd] = True
-    masks["layers.0.self_attn.o_proj.weight"][reserved] = True     # nothing else writes the
-    masks["layers.0.mlp.down_proj.weight"][reserved] = True        # reserved dims in layer 0
+        W1[qkv_rows(cfg, "q", h)] = W1[qkv_rows(cfg, "k", h)] = True
+    Wo0[reserved] = True                                # nothing else writes the reserved
+    mask(model.layers[0].mlp.down_proj.weight)[reserved] = True    # dims in layer 0
     return {name: m for name, m in masks.items() if m.any()}
 
 

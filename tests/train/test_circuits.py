@@ -193,3 +193,40 @@ def test_two_token_matching_leaves_the_position_heads_unused_value_rows_to_train
         assert before[:, free].abs().max() == 0                             # starts silent...
         assert after[content, free].abs().max() > 0                         # ...and learns
         assert after[m.config.dim - 1 - hd:m.config.dim - 1, free].abs().max() == 0   # nor the spaces
+
+
+@torch.no_grad()
+def test_the_circuits_view_of_a_head_is_the_models_own():
+    """circuits.py writes into heads only through qkv_rows / o_cols / attention_weights, and
+    assumes RoPE turns channel pairs (i, i + head_dim/2). Recomputed from those slices alone, by
+    hand, an attention layer must give the model's own forward -- so if llama.py changes its fused
+    layout (or RoPE its pairing), this fails here rather than silently unwiring the speedrun."""
+    from groundup.model.rope import inv_frequencies
+    from groundup.train.circuits import attention_weights, o_cols, qkv_rows
+    m = model(depth=3).double()
+    cfg, T, half = m.config, 12, m.config.head_dim // 2
+    x = torch.randn(T, cfg.dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    W, Wo = attention_weights(m, 1)
+    W.mul_(10)                                         # sharp attention: a wrong layout shows
+    ang = torch.arange(T).float()[:, None] * inv_frequencies(cfg)[None]    # (T, hd/2): float32, as the model's table
+    c, s = ang.cos().double(), ang.sin().double()
+
+    def rope(z):                                       # (T, hd): pair i = channels (i, i + hd/2)
+        a, b = z[:, :half], z[:, half:]
+        return torch.cat([a * c - b * s, a * s + b * c], -1)
+
+    def by_hand(rows):
+        out = torch.zeros(T, cfg.dim, dtype=torch.float64)
+        later = torch.ones(T, T, dtype=torch.bool).triu(1)
+        for h in range(cfg.n_heads):
+            q, k, v = (x @ W[rows(p, h)].T for p in "qkv")                 # (T, hd) each
+            att = (rope(q) @ rope(k).T / math.sqrt(cfg.head_dim)).masked_fill(later, float("-inf"))
+            out += att.softmax(-1) @ v @ Wo[:, o_cols(cfg, h)].T           # (T, D)
+        return out
+
+    cos, sin = m.rope(T, torch.float64, x.device)
+    got = m.layers[1].self_attn(x[None], cos[:T], sin[:T])[0]
+    # the only difference: the cos/sin table's float32 rounding (~6e-8 relative), at most ~1e-6 here
+    assert torch.allclose(got, by_hand(lambda p, h: qkv_rows(cfg, p, h)), rtol=1e-5, atol=1e-6)
+    swapped = {"q": "k", "k": "q", "v": "v"}           # a layout the model does not have: far off
+    assert (got - by_hand(lambda p, h: qkv_rows(cfg, swapped[p], h))).abs().max() > 1e-2

@@ -131,21 +131,32 @@ def test_sft_trains_on_assistant_tokens_and_yields_a_model_directory(base_run, t
     assert sft(cfg, exs) == run                                # finished: skipped
 
 
-def test_sample_generation_with_kv_cache_matches_a_plain_forward_loop():
+def test_samples_come_from_the_engine_and_match_a_plain_forward_loop():
+    """The trainer's samples go through the inference engine: the same tokens as a forward over
+    the whole sequence at every step, sampled in HF's order (temperature, top-k, draw) with the
+    sample's own generator -- and the model is left as training found it."""
     from groundup.model import ModelConfig, Transformer
-    from groundup.train.trainer import generate_sample
+    from groundup.train.validation import generate_sample
     torch.manual_seed(0)
     m = Transformer(ModelConfig.from_depth(1, 300, max_seq_len=40))
     m.init_weights()
     for p in m.parameters():
         p.data.mul_(5)                                       # peaked distributions: a real test
+    before = {k: (v.clone(), v.stride()) for k, v in m.state_dict().items()}
+    m.train()
     got = generate_sample(m, [1, 2, 3], 30, seed=5)
     g, ids = torch.Generator().manual_seed(5), [1, 2, 3]
     with torch.no_grad():
         for _ in range(30):
-            v, i = torch.topk(m(torch.tensor([ids]))[0, -1] / 0.8, 40)
-            ids.append(int(i[torch.multinomial(torch.softmax(v, -1), 1, generator=g)]))
+            logits = m(torch.tensor([ids]))[0, -1] / 0.8
+            logits = logits.masked_fill(logits < torch.topk(logits, 40).values[-1], float("-inf"))
+            ids.append(int(torch.multinomial(torch.softmax(logits, -1), 1, generator=g)))
     assert got == ids[3:]
+    assert m.training                                        # back in training mode
+    for k, v in m.state_dict().items():                      # same values, same layout
+        assert torch.equal(v, before[k][0]) and v.stride() == before[k][1], k
+    from groundup.engine.cpu_linear import PackedLinear
+    assert not any(isinstance(mod, PackedLinear) for mod in m.modules())   # no packed copies
     rng = torch.get_rng_state()
     assert len(generate_sample(m, list(range(60)), 10, seed=1)) == 10   # a prompt past the context
     assert torch.equal(rng, torch.get_rng_state())           # the training RNG did not move
@@ -259,7 +270,7 @@ def test_select_gives_the_rows_of_the_full_logits():
 
 def test_auto_dtype_takes_bf16_on_a_cpu_only_with_amx(monkeypatch):
     """AVX512-BF16 alone trained 1.5x slower than fp32 (docs/04): only AMX makes bf16 the pick."""
-    from groundup.train.trainer import cpu_has_fast_bf16, resolve_dtype
+    from groundup.train.precision import cpu_has_fast_bf16, resolve_dtype
     cfg = TrainConfig(data="x", out="y", dtype="auto")
     cpu = torch.device("cpu")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
