@@ -22,7 +22,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from groundup.tokenizer import GPT4_PATTERN, default_corpus_files, train_tokenizer
 from groundup.tokenizer.corpus import iter_texts
-from groundup.tokenizer.formats import to_hf_json
+from groundup.tokenizer.export import to_hf_json
 
 
 REPEAT = 3

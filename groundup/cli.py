@@ -23,7 +23,7 @@ from groundup.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("groundup.tokenizer.cli", "train, inspect and use byte-level BPE tokenizers"),
     "generate": ("groundup.engine.cli", "generate text from a model with the KV-cache engine"),
-    "chat": ("groundup.chat.cli", "chat with a model in the terminal (its chat template)"),
+    "chat": ("groundup.providers.chat_cli", "chat with a model in the terminal (its chat template)"),
     "export": ("groundup.model.cli", "export a model directory (e.g. to Hugging Face format)"),
     "train": ("groundup.train.cli", "pretrain or fine-tune a model (resumable, multi-process)"),
     "agent": ("groundup.agent.cli", "the coding agent (also what `groundup` alone runs)"),

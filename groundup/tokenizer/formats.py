@@ -1,11 +1,9 @@
-"""Tokenizer files: our own directory, and Hugging Face `tokenizer.json` (import and export).
+"""Reading tokenizer files: our own directory, or a Hugging Face `tokenizer.json`.
 
-Our directory (written by `Tokenizer.save`):
-    tokenizer.tiktoken        the ranks, in tiktoken's own file format (base64 token, rank)
-    groundup_tokenizer.json   the split pattern, special tokens, bos/eos
-    tokenizer.json            the same tokenizer for HF `tokenizers` / `transformers`
-    tokenizer_config.json     bos/eos for `transformers.AutoTokenizer` (merged into an existing one)
-Other files in the directory (config.json, model.safetensors, ...) are left alone.
+    load_tokenizer(path) -> Tokenizer      our directory, a tokenizer.json, or a model directory
+    from_hf_json(obj) -> Tokenizer         a parsed tokenizer.json
+
+Writing is export.py's (Tokenizer.save); GPT-2's byte alphabet is bytelevel.py's.
 
 Design choices for tokenizer.json:
 - Supported: model type BPE of the byte-level kind (GPT-2, Llama 3, Qwen2): pre-tokenizers
@@ -16,62 +14,24 @@ Design choices for tokenizer.json:
 - Imported files keep HF's merge rule ("pair", see tokenizer.py), so ids equal `tokenizers`'
   even where tiktoken's rule would differ. The post-processor (e.g. Llama 3's automatic BOS) is
   not applied: `encode` never adds tokens the text does not contain; add `bos_id` yourself.
-- Exporting our "rank" tokenizer: HF merges by pair priority, tiktoken by rank of the merged
-  bytes. To make HF follow the rank rule we list, for every token in rank order, *every* way to
-  spell it as two tokens (not just the pair that created it), and set `ignore_merges` (tiktoken
-  looks a chunk up whole first). A merge list of exactly that shape is recognised on import
-  and turned back into ranks, so the fast path applies to it too.
+- A merge list of the shape export.py writes for our "rank" tokenizers (every two-token spelling
+  of every token, in rank order) is recognised and turned back into ranks, so the fast path
+  applies to it too.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import unicodedata
-from functools import lru_cache
 from pathlib import Path
 
 import regex
 
 from groundup.errors import UserError
-from groundup.io import atomic_write_json, atomic_write_text
+from groundup.tokenizer.bytelevel import (all_splits_merges, bytes_to_unicode,  # noqa: F401 (re-exported)
+                                          from_bytelevel, to_bytelevel, unicode_to_bytes)
+from groundup.tokenizer.export import OURS, RANKS, read_json, save_tokenizer, to_hf_json  # noqa: F401
 from groundup.tokenizer.tokenizer import GPT2_PATTERN, AddedToken, RegexSplit, Tokenizer
-
-OURS = "groundup_tokenizer.json"
-RANKS = "tokenizer.tiktoken"
-
-
-@lru_cache(maxsize=1)
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's map from each byte to a printable character (space -> 'Ġ', newline -> 'Ċ')."""
-    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-          + list(range(ord("®"), ord("ÿ") + 1)))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
-
-
-@lru_cache(maxsize=1)
-def unicode_to_bytes() -> dict[str, int]:
-    return {c: b for b, c in bytes_to_unicode().items()}
-
-
-def to_bytelevel(b: bytes) -> str:
-    m = bytes_to_unicode()
-    return "".join(m[x] for x in b)
-
-
-def from_bytelevel(s: str) -> bytes | None:
-    m = unicode_to_bytes()
-    try:
-        return bytes(m[c] for c in s)
-    except KeyError:
-        return None        # not a byte-level string (e.g. an added token stored in the vocab)
 
 
 # ------------------------------------------------------------------ HF pre-tokenization
@@ -171,17 +131,6 @@ def _parse_pretokenizer(p: dict | None) -> list[tuple]:
 
 # ------------------------------------------------------------------ import
 
-def all_splits_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
-    """Every two-token spelling of every token, in rank order (see the module docstring)."""
-    merges = []
-    for token, _ in sorted(ranks.items(), key=lambda kv: kv[1]):
-        for cut in range(1, len(token)):
-            left, right = token[:cut], token[cut:]
-            if left in ranks and right in ranks:
-                merges.append((left, right))
-    return merges
-
-
 def from_hf_json(obj: dict, source: str = "tokenizer.json", bos: str | None = None,
                  eos: str | None = None, chat_template: str | None = None) -> Tokenizer:
     model = obj.get("model") if isinstance(obj, dict) else None
@@ -241,14 +190,6 @@ def from_hf_json(obj: dict, source: str = "tokenizer.json", bos: str | None = No
                      hf_json=obj, chat_template=chat_template)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}) -- is it a tokenizer.json?") from None
-
 
 def _token_name(v) -> str | None:
     if isinstance(v, dict):
@@ -262,7 +203,7 @@ def _hf_config(directory: Path) -> tuple[str | None, str | None, str | None]:
     for name in ("special_tokens_map.json", "tokenizer_config.json"):
         f = directory / name
         if f.is_file():
-            cfg = _read_json(f)
+            cfg = read_json(f)
             bos = _token_name(cfg.get("bos_token")) or bos
             eos = _token_name(cfg.get("eos_token")) or eos
             t = cfg.get("chat_template")
@@ -289,7 +230,7 @@ def load_tokenizer(path) -> Tokenizer:
     if not p.is_file():
         raise UserError(f"tokenizer {p} does not exist")
     bos, eos, template = _hf_config(p.parent)
-    tok = from_hf_json(_read_json(p), str(p), bos, eos, template)
+    tok = from_hf_json(read_json(p), str(p), bos, eos, template)
     if bos is None and eos is None and "<|begin_of_text|>" in tok.special_tokens:
         tok.bos_id = tok.special_tokens["<|begin_of_text|>"]      # a bare export of ours
         tok.eos_id = tok.special_tokens.get("<|end_of_text|>")
@@ -297,7 +238,7 @@ def load_tokenizer(path) -> Tokenizer:
 
 
 def _load_ours(directory: Path) -> Tokenizer:
-    meta = _read_json(directory / OURS)
+    meta = read_json(directory / OURS)
     if not isinstance(meta, dict) or not {"pattern", "special_tokens"} <= meta.keys():
         raise UserError(f"{directory / OURS} is incomplete (needs pattern and special_tokens)")
     ranks: dict[bytes, int] = {}
@@ -316,60 +257,3 @@ def _load_ours(directory: Path) -> Tokenizer:
                                bos=meta.get("bos"), eos=meta.get("eos"))
     tok.chat_template = template
     return tok
-
-
-# ------------------------------------------------------------------ export
-
-def to_hf_json(tok: Tokenizer) -> dict:
-    """The tokenizer.json that makes `tokenizers` encode exactly like `tok`."""
-    if tok.merge_rule == "pair":
-        if tok.hf_json is None:
-            raise UserError("this tokenizer has no tokenizer.json to export")
-        return tok.hf_json
-    added = [{"id": t.id, "content": t.content, "single_word": False, "lstrip": False,
-              "rstrip": False, "normalized": False, "special": True} for t in tok.added]
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "normalizer": None,
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": tok.pattern}, "behavior": "Isolated",
-             "invert": False},
-            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-             "use_regex": False}]},
-        "post_processor": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
-                           "use_regex": False},
-        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                    "use_regex": False},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None,
-                  "continuing_subword_prefix": None, "end_of_word_suffix": None,
-                  "fuse_unk": False, "byte_fallback": False, "ignore_merges": True,
-                  "vocab": {to_bytelevel(b): i for b, i in sorted(tok.vocab.items(),
-                                                                  key=lambda kv: kv[1])},
-                  "merges": [[to_bytelevel(x), to_bytelevel(y)]
-                             for x, y in all_splits_merges(tok.vocab)]},
-    }
-
-
-def save_tokenizer(tok: Tokenizer, directory) -> None:
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    bos = tok._id_bytes[tok.bos_id].decode("utf-8", "replace") if tok.bos_id is not None else None
-    eos = tok._id_bytes[tok.eos_id].decode("utf-8", "replace") if tok.eos_id is not None else None
-    if tok.merge_rule == "rank":
-        lines = [f"{base64.b64encode(b).decode()} {i}"
-                 for b, i in sorted(tok.vocab.items(), key=lambda kv: kv[1])]
-        atomic_write_text(d / RANKS, "\n".join(lines) + "\n")
-        atomic_write_json(d / OURS, {"format": "groundup-bpe", "version": 1, "ranks": RANKS,
-                                     "pattern": tok.pattern, "special_tokens": tok.special_tokens,
-                                     "bos": bos, "eos": eos})
-    atomic_write_json(d / "tokenizer.json", to_hf_json(tok), indent=None)
-    cfg_path = d / "tokenizer_config.json"
-    cfg = _read_json(cfg_path) if cfg_path.is_file() else {}
-    cfg.setdefault("tokenizer_class", "PreTrainedTokenizerFast")
-    cfg.update({k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None})
-    if tok.chat_template and "chat_template" not in cfg:
-        cfg["chat_template"] = tok.chat_template
-    atomic_write_json(cfg_path, cfg)

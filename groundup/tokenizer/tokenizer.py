@@ -2,7 +2,8 @@
 
 Design choices:
 - Tokens are *bytes*. The vocabulary maps each token's bytes to its id; GPT-2's printable
-  byte-to-unicode alphabet ("Ġthe") exists only at the tokenizer.json boundary (hf.py).
+  byte-to-unicode alphabet ("Ġthe") exists only at the tokenizer.json boundary (bytelevel.py,
+  read by formats.py, written by export.py).
 - Two merge rules exist in the wild, and a Tokenizer carries one of them:
   * "rank" (tiktoken, and our own trained tokenizers): a chunk that is itself a token is one
     token; otherwise repeatedly merge the adjacent pair whose *concatenated bytes* have the
@@ -32,6 +33,8 @@ from typing import Callable, Iterable, Literal
 import regex
 
 from groundup.errors import UserError
+from groundup.tokenizer.bytelevel import from_bytelevel
+from groundup.tokenizer.export import save_tokenizer
 
 # GPT-4 (cl100k) style split, in the form Llama 3 ships: no possessive quantifiers, so the
 # same string means the same thing to Python's `regex`, tiktoken's fancy-regex and HF's
@@ -195,7 +198,6 @@ class Tokenizer:
             return t.id
         i = self.vocab.get(s.encode("utf-8"))
         if i is None and self.hf_json is not None:
-            from groundup.tokenizer.formats import from_bytelevel
             b = from_bytelevel(s)
             i = self.vocab.get(b) if b is not None else None
         return i
@@ -330,7 +332,6 @@ class Tokenizer:
     # ---------------------------------------------------------------- files
 
     def save(self, directory) -> None:
-        from groundup.tokenizer.formats import save_tokenizer
         save_tokenizer(self, directory)
 
     def __repr__(self) -> str:

@@ -37,7 +37,7 @@ import regex
 
 from groundup.errors import UserError
 from groundup.tokenizer.corpus import iter_texts
-from groundup.tokenizer.formats import bytes_to_unicode
+from groundup.tokenizer.bytelevel import bytes_to_unicode
 from groundup.tokenizer.special import SPECIAL_TOKENS
 from groundup.tokenizer.tokenizer import GPT4_PATTERN, Tokenizer
 

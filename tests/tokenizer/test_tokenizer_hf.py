@@ -104,7 +104,7 @@ _EXPORTED = {}
 def _exported(tok):
     """Our tokenizer, exported and loaded back in `tokenizers` (once per tokenizer)."""
     if id(tok) not in _EXPORTED:
-        from groundup.tokenizer.formats import to_hf_json
+        from groundup.tokenizer.export import to_hf_json
         _EXPORTED[id(tok)] = Tokenizer.from_str(json.dumps(to_hf_json(tok)))
     return _EXPORTED[id(tok)]
 

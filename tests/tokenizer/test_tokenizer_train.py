@@ -57,7 +57,7 @@ def test_incremental_trainer_equals_naive_bpe():
 def test_same_merges_as_hf_bpe_trainer(n_files, vocab_size):
     """HF's BpeTrainer (Rust) with the same split learns the same tokens in the same order."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
-    from groundup.tokenizer.formats import from_bytelevel
+    from groundup.tokenizer.bytelevel import from_bytelevel
     texts = list(iter_texts(default_corpus_files()[:n_files]))
     hf = Tokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.Sequence([

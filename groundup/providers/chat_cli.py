@@ -2,9 +2,10 @@
 
 A model directory uses its own chat template (HF models) or groundup's chat format (our
 models); `--model` also takes any provider spec (openai:NAME, anthropic:NAME, replay:FILE).
-Design choice: plain `input()` -- it works the same in a terminal, through a pipe (one line
-per turn, handy for scripts and tests) and under pexpect; readline gives line editing when
-available. The conversation is the message list; /reset empties it, /exit (or Ctrl-D) leaves.
+It lives with the providers, not the chat format: that is what it talks to (any provider the
+agent can use, without tools). Design choice: plain `input()` -- it works the same in a
+terminal, through a pipe (one line per turn, handy for scripts and tests) and under pexpect;
+readline gives line editing when available. The conversation is the message list; /reset empties it, /exit (or Ctrl-D) leaves.
 """
 
 from __future__ import annotations
