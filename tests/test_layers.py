@@ -9,8 +9,9 @@ lazy import is a dependency all the same):
    everything in it ("agent"), or one module ("mcp.server"). So one package may span layers:
    groundup/mcp/ holds the protocol and the client (below the agent, which takes tools from
    them) and the server (above it: it serves the agent's tools).
-2. A module imports its own package, anything on its own line's entry, and anything on a lower
-   line. Entries that share a line are independent: neither imports the other.
+2. A module imports anything under its own entry and anything on a lower line. Entries that
+   share a line are independent: neither imports the other -- unless both are parts of one
+   package (mcp.server and mcp.http_server: the two halves of the MCP server).
 3. Command modules -- groundup/cli.py, any <package>/cli.py or *_cli.py, and __main__.py --
    wire layers together for the command line: they sit above every layer and may import any of
    them, and only another command module imports them (their logic stays in the layer it
@@ -118,7 +119,7 @@ def violations(g: dict[str, set[str]]) -> list[str]:
                 continue                          # commands wire anything; unplaced: reported apart
             if theirs[0] > mine[0]:
                 bad.append(f"{m} (layer {mine[1]!r}) imports {t}, from the higher layer {theirs[1]!r}")
-            elif theirs[0] == mine[0]:
+            elif theirs[0] == mine[0] and theirs[1].split(".")[0] != mine[1].split(".")[0]:
                 bad.append(f"{m} ({mine[1]!r}) imports {t} ({theirs[1]!r}): entries on one line "
                            "are independent -- put one above the other in LAYERS")
     return bad

@@ -2,17 +2,16 @@
 
 A decode step multiplies one row (batch 1) or a few rows (batched and continuous-batching
 decode) by every weight matrix, and which kernel does that fastest depends on the CPU and on
-the matrix -- measured on the development machines (bench/engine.py, docs/03-engine.md):
+the matrix (bench/engine.py; docs/03-engine.md; the timings behind each choice:
+docs/lab/2026-12-03-measurements-behind-the-code.md):
 
 - One row times a *wide* matrix (more outputs than inputs: q/k/v, gate/up, the output head)
-  streams much faster column-major (cpu_decode_layout; the 32000x768 head: 13 -> 21 GB/s).
+  streams much faster column-major (cpu_decode_layout).
 - A few rows: oneDNN's kernel on a weight reordered once into its blocked layout ("packed")
-  beat the general matmul by 1.3-2x on the 100M model's 768-wide matrices, on an AVX2 EPYC
-  and on an AVX-512 Xeon alike; on the Xeon the plain matmul on a column-major matrix beat the
-  packed one by 1.5-2x on the 10M model's 256-wide ones. Neither wins everywhere, so the engine
-  *times both* once per weight shape when it loads a model (a few ms each, at most ~0.1 s for
-  a 32000-row head) and keeps the faster -- as FFTW plans a transform or cuDNN picks a
-  convolution algorithm.
+  wins on some CPUs and shapes, the general matmul on a column-major matrix on others. Neither
+  wins everywhere, so the engine *times both* once per weight shape when it loads a model (a
+  few ms each) and keeps the faster -- as FFTW plans a transform or cuDNN picks a convolution
+  algorithm.
 - One row through a weight too big for the cache: packed on an AVX2 CPU, plain elsewhere.
 
 All the variants give the plain product's values to float rounding; the parameters and the
@@ -33,8 +32,7 @@ def cpu_decode_layout(model: torch.nn.Module) -> None:
     """Store every *wide* weight (more outputs than inputs: q/k/v, gate/up, the output head)
     column-major -- same values, same shape, transposed strides. A decode step multiplies one
     row vector by each weight; on CPU that product streams a column-major wide matrix much
-    faster (bench/engine.py, 2 cores: the 100M model's batch-1 decode +25-30%; the 32000x768
-    head alone 1.7x), while the narrow ones (o_proj, down) gain nothing from it. A tied head
+    faster (bench/engine.py), while the narrow ones (o_proj, down) gain nothing from it. A tied head
     moves its embedding table too (a lookup reads one strided row per token: nothing)."""
     for m in model.modules():
         if isinstance(m, torch.nn.Linear) and m.out_features > m.in_features:
@@ -95,9 +93,7 @@ class PackedLinear(torch.nn.Linear):
     def choose_kernel(self, packed: torch.Tensor, colmajor: torch.Tensor) -> str:
         """time ROWS_HINT rows through both layouts; "packed" only if clearly faster. The timing
         runs on a weight hot in cache, a real step streams it: near-ties measured here went
-        either way there (the 10M model's 8192x256 head: 336 against 325 us here, and packed
-        cost its 16 sequences 7.4x batch 1 against 8.0x plain), while where packed wins
-        (768-wide matrices) it wins by 1.25-1.5x."""
+        either way there, while where packed wins it wins by a wide margin."""
         x = torch.randn(self.ROWS_HINT, self.in_features, dtype=colmajor.dtype)
         b = None if self.bias is None else self.bias.detach()
         with torch.inference_mode():

@@ -114,7 +114,6 @@ def sample_rows(logits: torch.Tensor, samplers: list[Sampler]) -> list[int]:
     """logits (B, V) -> one token per row, each with its own sampler."""
     if all(s.plain_greedy for s in samplers):
         # the common case: one op for the whole batch. max's indices, not argmax: the same
-        # (first) index, and on CPU 1.2-1.6x faster (torch 2.13, 2 cores: 16 x 8192 logits
-        # 72 us against 116)
+        # (first) index, and faster on CPU (docs/lab/2026-12-03-measurements-behind-the-code.md)
         return logits.max(-1).indices.tolist()
     return [s.sample(logits[i]) for i, s in enumerate(samplers)]

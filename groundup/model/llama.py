@@ -58,9 +58,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
-            # torch's fused op: the same bits as the lines below in float32, and faster (torch
-            # 2.13 on CPU: 11 us against 13 per decode-step call; 2.7 ms against 3.1 for a
-            # training step's 2048 x 256 forward + backward)
+            # torch's fused op: the same bits as the lines below in float32, and faster in
+            # decode and in training alike (the timings: docs/lab/2026-12-03-measurements-behind-the-code.md)
             return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         # HF's order: normalise in float32, round to the input dtype, *then* scale by the weight
         # (F.rms_norm would scale before rounding: a different bf16 result)
@@ -70,12 +69,10 @@ class RMSNorm(nn.Module):
 
 class Attention(nn.Module):
     # The ragged decode step's attention (several rows, one query each, a mask per row) on CPU:
-    # written out as softmax(q.k^T / sqrt(D) + mask).v where the CPU's best vector unit is AVX2
-    # -- on a 2-core AVX2 EPYC SDPA's kernel took 1.1-2x as long for 4-16 such rows -- and SDPA
-    # elsewhere: on a 2-core AVX-512 Xeon SDPA was the faster, 1.02-1.9x over 4-16 rows and
-    # 60-1000 positions (the 10M model's 16-row decode step: 3.50 against 3.62 ms). A compiled
-    # forward takes the written-out form everywhere: inductor fuses its scale, mask and softmax
-    # (with SDPA there, 16 sequences fell from 7.9x to 7.5x the compiled batch-1 rate).
+    # written out as softmax(q.k^T / sqrt(D) + mask).v where the CPU's best vector unit is AVX2,
+    # SDPA elsewhere -- each is the faster one there (bench/engine.py; the timings:
+    # docs/lab/2026-12-03-measurements-behind-the-code.md). A compiled forward takes the
+    # written-out form everywhere: inductor fuses its scale, mask and softmax.
     MANUAL_RAGGED_CPU = torch.backends.cpu.get_cpu_capability() == "AVX2"
 
     def __init__(self, cfg: ModelConfig):

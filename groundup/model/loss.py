@@ -43,9 +43,8 @@ import torch.nn.functional as F
 
 def chunk_rows(vocab: int) -> int:
     """rows per chunk: ~4 MB of float32 logits (256 rows at V=4096), within 64..1024. Fewer
-    rows make thin matrix products: on 2 Xeon cores 64 x 256 x 4096 ran at 200 GFLOP/s,
-    256 rows and more at ~290 (the head + loss of 2048 positions: 55 ms at 128-512 rows,
-    64 ms at 1024, 84 ms unfused)."""
+    rows make thin, slow matrix products; more hold more logits for no gain (the timings:
+    docs/lab/2026-12-03-measurements-behind-the-code.md)."""
     return max(64, min(1024, (1 << 20) // vocab))
 
 

@@ -232,8 +232,8 @@ def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
     # (_read_traceback_line), so the most recent indentation token in the context is followed by
     # the line's first word, and an induction head -- which continues from the last occurrence of
     # the current token -- copies the rest. An old_string started at the indentation's last space
-    # (`" rail = ..."`, sessions 15-31) made the model *start* the copy at ` rail` after `"`, a
-    # lookup it rarely learned: 13 / 100 tier-1 tasks against 19 (docs/08, thirty-second run).
+    # (`" rail = ..."`) made the model *start* the copy at ` rail` after `"`, a lookup it rarely
+    # learned (fewer tasks solved: docs/lab/2026-12-03-measurements-behind-the-code.md).
     old, new = gold["old"], gold["new"]
     if rng.random() < P_BAD_EDIT:
         bad = _bad_old_string(rec, gold, old, rng)

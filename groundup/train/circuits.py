@@ -6,8 +6,8 @@
 Why: an agent copies all the time (a test id into a command, a path from grep's output into
 read_file, the buggy line into edit_file), and transformers copy with *induction heads*
 (Olsson et al., 2022). They form by themselves only after a long plateau -- longer than a
-2-core, 30-minute budget (docs/08-speedrun.md: every model of three cpu runs copied 0% of
-random tokens). So we do not wait for gradient descent to find them: we write the two-head
+2-core, 30-minute budget (no model of the cpu runs trained from a plain init copied at all:
+docs/lab/2026-12-03-speedrun-runs.md). So we do not wait for gradient descent to find them: we write the two-head
 circuit into the initial weights, and training starts from a model that already copies and
 then adapts it (and everything around it) to the data. Only weight *values* change: the
 result is a plain Llama checkpoint that transformers loads like any other.
@@ -34,11 +34,11 @@ last dim is a constant (every embedding holds ~20% of its energy there, kept so 
    no longer sends the copy back to the wrong one. A third position head (o = 2) and the same
    two spaces, split in halves a | b: previous = [R_a x_n-1 | R_b x_n-2], current = [R_a x_m |
    R_b x_m-1] (head 0 writes both of token n-1's projections). Head 0 compares the a halves
-   (one token), head 1 the whole spaces (two) -- no dims taken from the content, which is what
-   sank an earlier version that gave the third token a third space (docs/08, seventeenth run).
-   At depth 3 the third position head is layer 0's last free head, so the position heads'
-   value rows that the circuit does not use are left to training (`_free_values`): pinned,
-   they cost 0.3 bits/byte; free, the base model is 0.08 better than with one-token matching.
+   (one token), head 1 the whole spaces (two) -- no dims taken from the content (a third space
+   for the third token, taken from the content, copied worse). At depth 3 the third position
+   head is layer 0's last free head, so the position heads' value rows that the circuit does
+   not use are left to training (`_free_values`): pinned, they cost the language model more
+   than the second token gains.
 
 What the heads write is scaled to the embeddings' norm (written at the norm RMSNorm gives, it
 drowned every token's identity: the model copied and learned the language worse). The q/k rows,
@@ -48,9 +48,9 @@ pretraining and fine-tuning alike (config.json records `"groundup": {"wired_indu
 the circuit within 40 steps. The induction heads' values and outputs, and everything else,
 train as usual.
 
-Measured at depth 3 (vocab 4096, docs/08): the fresh model copies 97% of random tokens against
-0% for a plain init; after 160 pretraining steps the validation loss is 0.2 bits/byte lower than
-a plain init's.
+What it buys, measured (the numbers: docs/lab/2026-12-03-measurements-behind-the-code.md): a
+fresh wired model copies nearly every random token where a plain init copies none, and after the
+cpu preset's pretraining its validation loss is lower than a plain init's.
 """
 
 from __future__ import annotations
@@ -272,10 +272,9 @@ def wire_induction_heads(model, seed: int = 0, match: int = 1) -> dict:
 
     # --- the other heads and the MLPs of layers 0 and 1 write random noise into the stream the
     #     copy is read from. GPT-2's init makes that noise grow with width relative to the
-    #     embeddings: at depth 3 it is harmless (the fresh model copies ~97%) and worth keeping
-    #     (silencing it cost 0.11 of validation loss after 60 steps); at depth 8 (8 heads, 6 of
-    #     them noise) it drowned the copy (20%). So where the copy does not come through, those
-    #     parts start silent (zero, as nanochat's residual projections do) and learn from there.
+    #     embeddings: harmless and worth keeping at depth 3, drowning the copy at depth 8 (the
+    #     numbers: docs/lab). So where the copy does not come through, those parts start silent
+    #     (zero, as nanochat's residual projections do) and learn from there.
     copied = copy_accuracy(model, cfg.vocab_size)
     silenced = copied < _MIN_COPY
     if silenced:

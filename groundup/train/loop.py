@@ -17,7 +17,7 @@ Design choices:
   the learning rate is a function of the step; samples draw from their own seeded generator
   (train/validation.py), so a resumed run continues the same sequence of steps.
 - torch.compile is off by default: it pays on a GPU, while on a CPU its compile time outweighs
-  the gain for the speedrun's few-minute stages (docs/lab/2026-12-03-training-notes.md).
+  the gain for the speedrun's few-minute stages (docs/lab/2026-12-03-measurements-behind-the-code.md).
 - A model with hand-written induction heads keeps them: the circuit's weights are put back
   after every optimizer step (train/circuits.py, Pins; a no-op for any other model).
 """

@@ -6,7 +6,7 @@
 Design choices:
 - bf16 autocast on a GPU that supports it, and on a CPU with AMX (its matrix unit); float32 on
   every other CPU. bf16 is a *speed* choice, and on CPUs without AMX it was measured slower than
-  float32, not faster (bench/train.py; the figures are in docs/lab/2026-12-03-training-notes.md).
+  float32, not faster (bench/train.py; the figures are in docs/lab/2026-12-03-measurements-behind-the-code.md).
 - Master weights, optimizer state and the loss stay float32 in every case: autocast only lowers
   the precision of the matmuls inside the forward and backward passes.
 """

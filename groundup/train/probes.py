@@ -12,12 +12,12 @@ on the second copy: ~0 for a model without such heads, ~1 with them. Two span le
 head that merely looks a fixed distance back (a shortcut a model can learn from copy data of
 one length) does not pass.
 
-What we measured (docs/08-speedrun.md): models of the 2-core speedrun trained from a plain
-init score 0% after pretraining and after fine-tuning -- induction heads form after a long
-plateau, longer than the CPU budget. The presets therefore write the circuit into the initial
-weights (train/circuits.py): such a model starts at ~97%, drops while the embeddings of rare
-tokens are still random (this probe draws from the whole vocabulary) and climbs back to
-17-34% during training.
+Models of the 2-core speedrun trained from a plain init score ~0 here after pretraining and
+after fine-tuning: induction heads form after a long plateau, longer than the CPU budget. The
+presets therefore write the circuit into the initial weights (train/circuits.py): such a model
+starts near 1, drops while the embeddings of rare tokens are still random (this probe draws
+from the whole vocabulary) and climbs back during training (the curves:
+docs/lab/2026-12-03-speedrun-runs.md).
 """
 
 from __future__ import annotations
