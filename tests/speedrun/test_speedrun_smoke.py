@@ -26,13 +26,12 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
     ckpts = out / "base" / "checkpoints"
     p = _speedrun(out)
     try:
-        deadline = time.monotonic() + 600
         # wait for the first complete pretraining checkpoint (the .pt and then its .json
         # sidecar: a .pt alone is an interrupted write, refused on resume), then kill the whole
-        # run without warning
+        # run without warning. No deadline of our own: on a loaded machine the stages before it
+        # take what they take; a run that dies is caught here, one that hangs by pytest --timeout
         while not (ckpts.exists() and any(c.with_suffix(".json").exists() for c in ckpts.glob("step_*.pt"))):
             assert p.poll() is None, p.stdout.read()
-            assert time.monotonic() < deadline, "no pretraining checkpoint appeared"
             time.sleep(0.2)
         assert not (out / "stages" / "pretrain.json").exists()
         p.send_signal(signal.SIGKILL)
@@ -44,7 +43,7 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
     assert first_ckpts
 
     p = _speedrun(out)
-    log, _ = p.communicate(timeout=900)
+    log, _ = p.communicate()                                    # (hangs: pytest --timeout)
     assert p.returncode == 0, log
     assert "(done earlier" in log and "tokenizer" in log       # the finished stage was skipped
     assert "resum" in log.lower()                               # pretraining picked up its checkpoint
