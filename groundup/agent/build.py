@@ -28,6 +28,7 @@ from groundup.agent.checkpoints import Checkpoints
 from groundup.agent.hooks import Hooks, is_trusted, trust
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import config_dir
+from groundup.agent.sandbox import Sandbox
 from groundup.agent.session import Session
 from groundup.agent.subagents import Subagents, load_definitions
 from groundup.agent.settings import Settings
@@ -120,6 +121,11 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
     permissions = Permissions(mode=s.permission_mode, allow=list(s.allow), deny=list(s.deny),
                               approver=approver)
     extra_dirs = tuple(Path(d).expanduser() for d in s.add_dirs)
+    sandbox = None
+    if s.sandbox:
+        sandbox = Sandbox(root, tuple(Path(d).resolve() for d in extra_dirs), s.sandbox_network,
+                          permissions)
+        sandbox.check()                    # no bwrap: refuse to start, never run unsandboxed
     compact = s.compact_prompt if s.compact_prompt is not None else \
         bool(getattr(model, "compact_prompt", False))
     # our small models know only the core tools: no subagents for them
@@ -129,7 +135,8 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
                   on_event=on_event, token_budget=s.max_tokens, permissions=permissions,
                   extra_dirs=extra_dirs, messages=messages, session=session,
                   hooks=load_hooks(root, s, ask_trust), checkpoints=Checkpoints(root, extra_dirs),
-                  tool_sources=((subagents,) if subagents else ()) + mcp_sources(root, s))
+                  tool_sources=((subagents,) if subagents else ()) + mcp_sources(root, s),
+                  sandbox=sandbox)
     if subagents is not None:
         subagents.parent = agent
     return agent

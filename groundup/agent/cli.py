@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the workspace: the agent's tools cannot leave it (default: .)")
     parser.add_argument("--add-dir", action="append", default=[], metavar="DIR",
                         help="another directory the tools may use (repeatable)")
+    parser.add_argument("--sandbox", action="store_const", const=True, default=None,
+                        help="run every bash command under bubblewrap: only the workspace "
+                             "writable, credentials hidden, no network (settings: \"sandbox\")")
     prompt = parser.add_mutually_exclusive_group()
     prompt.add_argument("--compact-prompt", dest="compact_prompt", action="store_const",
                         const=True, help="the two-line system prompt for small models")
@@ -91,7 +94,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Path, Settings]:
     s = load_settings(root, {
         "model": args.model, "base_url": args.base_url, "max_steps": args.max_steps,
         "max_seconds": args.max_seconds, "max_tokens": args.max_tokens,
-        "compact_prompt": args.compact_prompt, "add_dirs": args.add_dir,
+        "compact_prompt": args.compact_prompt, "add_dirs": args.add_dir, "sandbox": args.sandbox,
         "permissions": {"mode": args.permission_mode, "allow": args.allow, "deny": args.deny}
         if (args.permission_mode or args.allow or args.deny) else None})
     if s.model is None:
@@ -179,7 +182,7 @@ def headless(args: argparse.Namespace, root: Path, s: Settings, model: Any, task
     agent = build_agent(args, root, s, model, approver=None, on_event=on_event)
     if fmt == "stream-json":
         on_event({"type": "system", "session_id": agent.session.id, "model": model.name,
-                  "cwd": str(root), "permission_mode": s.permission_mode,
+                  "cwd": str(root), "permission_mode": s.permission_mode, "sandbox": s.sandbox,
                   "tools": [t["name"] for t in agent.toolbox.schemas()]})
     mcp = mcp_of(agent)
     res = agent.run(mcp.expand_mentions(task) if mcp is not None else task)

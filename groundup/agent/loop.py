@@ -54,6 +54,7 @@ from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
 from groundup.agent.hooks import Hooks, Outcome
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import system_prompt
+from groundup.agent.sandbox import Sandbox
 from groundup.agent.session import Session, interrupted_result
 from groundup.agent.tools import CORE_TOOLS, Toolbox, ToolResult, ToolSource
 from groundup.chat.types import ToolCall
@@ -117,6 +118,7 @@ class Agent:
     tools: tuple[str, ...] | None = None    # the core tools offered (None: all, or CORE_TOOLS
                                             # with the compact prompt); subagents take fewer
     instructions: str | None = None         # replaces the system prompt's intro (a subagent's)
+    sandbox: Sandbox | None = None          # bash runs under bubblewrap (sandbox.py)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -131,6 +133,7 @@ class Agent:
                                tools=self.tools if self.tools is not None
                                else CORE_TOOLS if self.compact_prompt else None,
                                sources=self.tool_sources)
+        self.toolbox.sandbox = self.sandbox
         if self.session is None and self.session_dir is not None:
             self.session = Session.create(self.session_dir)
         self.total_usage = Usage()

@@ -20,6 +20,11 @@ Two independent guards stand between a tool call and the machine:
    `mcp__files__read` (one tool), `mcp__files__*` or `mcp__files` (all of them). Deny beats allow beats the mode, so a
    deny rule is a hard wall that no approval or mode opens.
 
+Secrets have default rules of their own (`SECRET_RULES`: `.env*`, `*.pem`, SSH private keys,
+`.git/config`, which can hold a token in a remote's URL): reading them is refused in every
+mode, unless an allow rule names the file (`read(.env.example)`) -- the user can override a
+default, but not by accident. The sandbox (sandbox.py) hides the same files from commands.
+
 Asking is a callback (`approver`) so the terminal UI can show a prompt, while headless runs
 (no callback) refuse instead of hanging, and say how to allow the action. "Always" answers
 become session allow rules.
@@ -38,6 +43,7 @@ MODES = ("default", "accept-edits", "plan", "yolo")
 
 READ_TOOLS = frozenset({"read_file", "grep", "glob", "list_dir", "todo_write"})
 EDIT_TOOLS = frozenset({"write_file", "edit_file"})
+READ_FAMILY = frozenset({"read_file", "grep", "glob", "list_dir"})
 # a rule's family name -> the tools it covers
 FAMILIES = {"read": {"read_file", "grep", "glob", "list_dir"}, "edit": set(EDIT_TOOLS),
             "write": set(EDIT_TOOLS), "bash": {"bash"}}
@@ -158,6 +164,10 @@ class Rule:
         return path_matches(self.spec, target)
 
 
+SECRET_RULES = tuple(Rule.parse(f"read({p})") for p in (
+    ".env", ".env.*", "*.pem", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".git/config"))
+
+
 @dataclass
 class Decision:
     allowed: bool
@@ -190,6 +200,10 @@ class Permissions:
         for rule in self.deny:
             if rule.matches(tool, target):
                 return Decision(False, f"denied by the rule {rule} in the settings")
+        secret = self.secret_rule(tool, target)
+        if secret is not None:
+            return Decision(False, f"{target} may hold secrets (the default rule {secret}); "
+                                   f"the user can allow it with the allow rule read({target})")
         if tool in READ_TOOLS or read_only:
             return Decision(True)
         if self.mode == "plan":
@@ -214,6 +228,21 @@ class Permissions:
             return Decision(True)
         return Decision(False, "the user declined this action; ask what they want instead, or "
                                "try a different approach")
+
+
+    def secret_rule(self, tool: str, target: str | None) -> Rule | None:
+        """The default secret rule that keeps this read away, unless an allow rule names it."""
+        if tool not in READ_FAMILY or target is None:
+            return None
+        rule = next((r for r in SECRET_RULES if r.matches(tool, target)), None)
+        if rule is None or any(r.spec is not None and r.matches(tool, target) for r in self.allow):
+            return None
+        return rule
+
+    def readable(self, rel: str) -> bool:
+        """May a search show this file (no deny rule, no unallowed secret)?"""
+        return not (any(r.matches("read_file", rel) for r in self.deny)
+                    or self.secret_rule("read_file", rel) is not None)
 
 
 def _suggest_rule(tool: str, target: str | None) -> str:

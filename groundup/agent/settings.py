@@ -12,7 +12,8 @@ A file looks like:
                      "allow": ["bash(git status:*)", "bash(make test)"],
                      "deny": ["read(.env)", "bash(git push:*)"]},
      "max_steps": 50, "max_seconds": 1800, "max_tokens": 2000000,
-     "hooks": {"PostToolUse": [{"matcher": "edit_file", "command": "black -q ."}]}}
+     "hooks": {"PostToolUse": [{"matcher": "edit_file", "command": "black -q ."}]},
+     "sandbox": true}
 
 Design choices:
 - Scalars (model, mode, limits) are overridden by a higher layer; permission rule lists are
@@ -60,6 +61,8 @@ class Settings:
     hooks: list[Hook] = field(default_factory=list)
     mcp_servers: dict[str, ServerConfig] = field(default_factory=dict)   # by name; higher layers replace
     mcp_trust_read_only: list[str] = field(default_factory=list)   # servers whose readOnlyHint counts
+    sandbox: bool = False                  # bash under bubblewrap (sandbox.py)
+    sandbox_network: bool = False
     sources: list[str] = field(default_factory=list)   # the files that were read, low → high
 
 
@@ -104,6 +107,16 @@ def _apply(s: Settings, data: dict[str, Any], where: str, project: bool = False)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise UserError(f"{where}: 'mcp_trust_read_only' must be a list of MCP server names")
             s.mcp_trust_read_only.extend(value)
+        elif key == "sandbox":
+            if isinstance(value, bool):
+                s.sandbox = value
+            elif isinstance(value, dict) and all(isinstance(value.get(k, False), bool)
+                                                 for k in ("enabled", "network")):
+                s.sandbox = value.get("enabled", True)
+                s.sandbox_network = value.get("network", False)
+            else:
+                raise UserError(f"{where}: 'sandbox' must be true, false or "
+                                '{"enabled": true, "network": false}')
         elif key == "add_dirs":
             if not isinstance(value, list):
                 raise UserError(f"{where}: 'add_dirs' must be a list of directories")

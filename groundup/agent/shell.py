@@ -4,7 +4,8 @@ Design choices:
 - The command runs in its own session (`start_new_session=True`), so it heads a process
   group of its own. On timeout, on Ctrl-C and when the command returns, the *whole group*
   is killed: a `sleep 1000 &` or a forked test server cannot outlive its call. (A process
-  that calls setsid() itself escapes any group; that is the limit of this guard.)
+  that calls setsid() itself escapes any group; that is the limit of this guard, which the
+  sandbox's pid namespace closes: sandbox.py.)
 - stdout and stderr go to one temporary file, interleaved in the order they happened, as a
   user would see them in a terminal. A file rather than a pipe: no deadlock when a command
   writes more than a pipe holds, no hang when a background child keeps the pipe open, and
@@ -28,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 MAX_OUTPUT_CHARS = 30_000
 
@@ -59,12 +61,15 @@ def _read_clipped(f, limit: int) -> str:
     return f"{head}\n\n[... {cut} bytes of output truncated ...]\n\n{tail}"
 
 
-def run_command(command: str, cwd: Path, timeout: float = 120.0,
-                limit: int = MAX_OUTPUT_CHARS) -> ShellResult:
+def run_command(command: str, cwd: Path, timeout: float = 120.0, limit: int = MAX_OUTPUT_CHARS,
+                wrap: Callable[[list[str]], list[str]] | None = None) -> ShellResult:
+    """Run `command` with bash in `cwd`; `wrap` turns the command line into a sandboxed one
+    (sandbox.py)."""
     env = dict(os.environ, PAGER="cat", GIT_PAGER="cat", TERM="dumb", NO_COLOR="1")
     start = time.monotonic()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, stdin=subprocess.DEVNULL,
+        argv = ["bash", "-c", command]
+        proc = subprocess.Popen(wrap(argv) if wrap else argv, cwd=cwd, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
         timed_out = False

@@ -192,7 +192,8 @@ class Subagents:
         child = Agent(model, parent.root, max_steps=d.max_steps, compact_prompt=parent.compact_prompt,
                       on_event=forward, permissions=parent.permissions, extra_dirs=parent.extra_dirs,
                       session=session, tool_sources=tuple(sources), hooks=parent.hooks,
-                      tools=tools, instructions=d.prompt, max_output_tokens=parent.max_output_tokens)
+                      tools=tools, instructions=d.prompt, max_output_tokens=parent.max_output_tokens,
+                      sandbox=parent.sandbox)
         res = child.run(prompt)
         with self.lock:
             parent.usage += res.usage

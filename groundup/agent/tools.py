@@ -200,6 +200,7 @@ class Toolbox:
         self.todos: list[dict[str, str]] = []
         self.read_state: dict[Path, tuple[int, int, str]] = {}
         self.deadline: float | None = None   # time.monotonic() by which a run must end
+        self.sandbox: Any = None             # a sandbox.Sandbox: bash runs inside it
         self._lock = threading.Lock()
 
     def schemas(self) -> list[dict[str, Any]]:
@@ -288,10 +289,8 @@ class Toolbox:
             return p.as_posix()           # inside an extra directory
 
     def visible(self, rel: str) -> bool:
-        """May a search show this file? Not when a deny rule forbids reading it."""
-        if self.permissions is None:
-            return True
-        return not any(r.matches("read_file", rel) for r in self.permissions.deny)
+        """May a search show this file? Not when a deny or secret rule forbids reading it."""
+        return self.permissions is None or self.permissions.readable(rel)
 
     @staticmethod
     def describe(name: str, args: dict[str, Any]) -> str:
@@ -418,7 +417,8 @@ class Toolbox:
         if self.deadline is not None:
             # a command may not outlast the run's wall-time limit
             timeout = max(1.0, min(timeout, self.deadline - time.monotonic()))
-        r = shell.run_command(args["command"], self.root, timeout)
+        r = shell.run_command(args["command"], self.root, timeout,
+                              wrap=self.sandbox.wrap if self.sandbox is not None else None)
         r.output = shell.relative_paths(r.output, self.root)
         return ToolResult(shell.format_result(r, timeout), is_error=r.timed_out)
 

@@ -202,7 +202,8 @@ def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -
     prepare_workspace(root)
     history = FileHistory(str(root / ".groundup" / "history"))
     prompt_session: PromptSession = PromptSession(history=history, key_bindings=key_bindings())
-    console.print(Text(f"groundup · {model.name} · {root} · {agent.permissions.mode} mode · "
+    sandboxed = " · sandboxed" if agent.sandbox is not None else ""
+    console.print(Text(f"groundup · {model.name} · {root} · {agent.permissions.mode} mode{sandboxed} · "
                        f"session {agent.session.id}", style="bold cyan"))
     if agent.messages:
         users = sum(m["role"] == "user" for m in agent.messages)
