@@ -31,6 +31,7 @@ from groundup.agent.prompt import config_dir
 from groundup.agent.sandbox import Sandbox
 from groundup.agent.session import Session
 from groundup.agent.subagents import Subagents, load_definitions
+from groundup.agent.summary import context_window
 from groundup.agent.settings import Settings
 
 
@@ -136,7 +137,7 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
                   extra_dirs=extra_dirs, messages=messages, session=session,
                   hooks=load_hooks(root, s, ask_trust), checkpoints=Checkpoints(root, extra_dirs),
                   tool_sources=((subagents,) if subagents else ()) + mcp_sources(root, s),
-                  sandbox=sandbox)
+                  sandbox=sandbox, context_window=context_window(model.name, s.context_window))
     if subagents is not None:
         subagents.parent = agent
     return agent

@@ -13,8 +13,9 @@ and tries again, one level harsher each time:
 Design choices:
 - The session file and `Agent.messages` keep the full history; only the copy sent to the
   model is compacted. Nothing is lost, and a resumed session with a bigger model sees it all.
-- No summarisation by the model: it costs a model call, and a small model summarises badly.
-  Stubs and truncation are deterministic and cannot invent anything.
+- This is the fallback. The loop first asks the model for a summary (summary.py); a model
+  that summarises badly (our small ones) or cannot summarise at all gets these stubs and
+  truncation, which are deterministic and cannot invent anything.
 - A kept tail always starts at a user or assistant message, so no tool result is ever sent
   without the call it answers (the APIs reject that).
 """

@@ -26,9 +26,11 @@ Design choices (after mini-swe-agent):
 - Ctrl-C (KeyboardInterrupt) cancels the turn: the running command's process group is
   killed (shell.py), unanswered calls get an "interrupted" result so the history stays valid
   for every API, and `run` returns with stop_reason "interrupted". The session goes on.
-- A prompt too long for the model (every provider raises "context overflow") is retried
-  with a compacted *view* -- old tool output stubbed, then old turns dropped (compact.py);
-  the messages and the session file keep everything.
+- Near the model's context window (or on a "context overflow" from the provider), `query`
+  asks the model for a summary that replaces the old turns in what it is shown next
+  (summary.py); a model that summarises badly gets a compacted *view* instead -- old tool
+  output stubbed, then old turns dropped (compact.py). The messages and the session file
+  keep everything.
 - Events (`on_event`) are plain dicts, the same ones `--output-format stream-json` prints.
 - The user's hooks (hooks.py) run at four visible points: `run` (SessionStart,
   UserPromptSubmit), `step` (Stop), and `run_tool`, which wraps every tool call in
@@ -56,6 +58,8 @@ from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import system_prompt
 from groundup.agent.sandbox import Sandbox
 from groundup.agent.session import Session, interrupted_result
+from groundup.agent.summary import (AUTO_FRACTION, MIN_NEW_MESSAGES, latest_summary, summarise,
+                                    view)
 from groundup.agent.tools import CORE_TOOLS, Toolbox, ToolResult, ToolSource
 from groundup.chat.types import ToolCall
 from groundup.providers.base import (Finish, Model, ProviderError, TextDelta, ToolCallEvent,
@@ -119,6 +123,7 @@ class Agent:
                                             # with the compact prompt); subagents take fewer
     instructions: str | None = None         # replaces the system prompt's intro (a subagent's)
     sandbox: Sandbox | None = None          # bash runs under bubblewrap (sandbox.py)
+    context_window: int | None = None       # tokens; near it the model summarises (summary.py)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -138,6 +143,7 @@ class Agent:
             self.session = Session.create(self.session_dir)
         self.total_usage = Usage()
         self.compact_level = 0                 # how hard the model's view is compacted
+        self.context_used = 0                  # tokens the last turn used (prompt + answer)
         if self.hooks is None:
             self.hooks = Hooks([], self.root)
         self.session_started = False
@@ -220,18 +226,26 @@ class Agent:
 
     def query(self) -> dict[str, Any]:
         self.steps += 1
+        if self.near_context_limit():
+            self.summarise(reason="auto")
+        summarised = False
         while True:
             try:
-                text, calls, finish = self.stream(compact(self.messages, self.compact_level))
+                text, calls, finish = self.stream(compact(view(self.messages), self.compact_level))
                 break
             except ProviderError as e:
-                # too long for the model: show it a smaller view and ask again (compact.py)
+                # too long for the model: a summary first (summary.py), then smaller and
+                # smaller stubbed views (compact.py)
                 if not is_overflow(e) or self.compact_level >= MAX_LEVEL:
                     raise
+                if not summarised:
+                    summarised = True
+                    if self.summarise(reason="overflow"):
+                        continue
                 self.compact_level += 1
                 self.emit({"type": "compact", "level": self.compact_level})
-        self.usage += finish.usage
-        self.total_usage += finish.usage
+        self.count_usage(finish.usage)
+        self.context_used = finish.usage.prompt_tokens + finish.usage.completion_tokens
         message: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
         if calls:
             message["tool_calls"] = [c.to_dict() for c in calls]
@@ -239,6 +253,37 @@ class Agent:
         self.emit({"type": "assistant", "content": message["content"],
                    "tool_calls": message.get("tool_calls", []), "finish_reason": finish.reason})
         return message
+
+    def near_context_limit(self) -> bool:
+        if self.compact_prompt or not self.context_window:
+            return False
+        since = len(self.messages) - (latest_summary(self.messages) or 0)
+        return self.context_used >= AUTO_FRACTION * self.context_window and since >= MIN_NEW_MESSAGES
+
+    def summarise(self, instructions: str = "", reason: str = "manual") -> bool:
+        """Replace the old turns in the model's view by its own summary (summary.py); a
+        model that summarises badly gets the stubbed view instead (compact.py)."""
+        text, problem = None, "models with the compact prompt are not asked to summarise"
+        if not self.compact_prompt:
+            text, problem, usage = summarise(self.model, self.messages, instructions,
+                                             self.max_output_tokens)
+            self.count_usage(usage)
+        self.context_used = 0
+        if text is None:
+            self.compact_level = max(self.compact_level, 1)
+            self.emit({"type": "compact", "level": self.compact_level, "reason": reason,
+                       "summary": None, "problem": problem})
+            return False
+        replaced = len(view(self.messages))
+        self.add({"role": "user", "content": text, "summary": True})
+        self.compact_level = 0
+        self.emit({"type": "compact", "level": 0, "reason": reason, "summary": text,
+                   "replaced": replaced})
+        return True
+
+    def count_usage(self, usage: Usage) -> None:
+        self.usage += usage
+        self.total_usage += usage
 
     def stream(self, view: list[dict[str, Any]]) -> tuple[list[str], list[ToolCall], Finish]:
         """One model turn: text deltas are shown as they come; tool calls arrive parsed."""

@@ -43,7 +43,7 @@ from groundup.agent.prompt import config_dir
 from groundup.errors import UserError
 
 SCALARS = {"model": str, "base_url": str, "max_steps": int, "max_seconds": (int, float),
-           "max_tokens": int, "compact_prompt": bool}
+           "max_tokens": int, "compact_prompt": bool, "context_window": int}
 
 
 @dataclass
@@ -58,6 +58,7 @@ class Settings:
     max_seconds: float | None = None
     max_tokens: int | None = None
     compact_prompt: bool | None = None
+    context_window: int | None = None      # tokens; None: known from the model's name, or not
     hooks: list[Hook] = field(default_factory=list)
     mcp_servers: dict[str, ServerConfig] = field(default_factory=dict)   # by name; higher layers replace
     mcp_trust_read_only: list[str] = field(default_factory=list)   # servers whose readOnlyHint counts

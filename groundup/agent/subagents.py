@@ -193,11 +193,10 @@ class Subagents:
                       on_event=forward, permissions=parent.permissions, extra_dirs=parent.extra_dirs,
                       session=session, tool_sources=tuple(sources), hooks=parent.hooks,
                       tools=tools, instructions=d.prompt, max_output_tokens=parent.max_output_tokens,
-                      sandbox=parent.sandbox)
+                      sandbox=parent.sandbox, context_window=parent.context_window)
         res = child.run(prompt)
         with self.lock:
-            parent.usage += res.usage
-            parent.total_usage += res.usage
+            parent.count_usage(res.usage)
         if res.is_error:
             return ToolResult(f"the subagent stopped before finishing ({res.stop_reason}): "
                               f"{res.result}", True)

@@ -62,6 +62,7 @@ HELP = """\
 /resume [ID]     list sessions, or resume one with its full history
 /rewind [N]      list your turns, or undo the agent's file edits and the conversation
                  back to before turn N (a diff first; bash's changes are not covered)
+/compact [TEXT]  replace the old turns by the model's summary (TEXT: what to keep)
 /hooks           the hooks that run around prompts and tools (settings "hooks")
 /mcp             MCP servers: status, tools, prompts (/mcp__SERVER__PROMPT args runs one)
 /exit            leave (Ctrl-D too)
@@ -94,8 +95,7 @@ class TerminalUI:
         elif kind == "tool_result":
             self.show_result(ev)
         elif kind == "compact":
-            self.console.print(Text(f"(the conversation is too long for the model: showing it "
-                                    f"a compacted view, level {ev['level']})", style="dim"))
+            self.show_compact(ev)
         elif kind == "hook":
             style = {"ok": "dim", "blocked": "red"}.get(ev["outcome"], "yellow")
             self.console.print(Text("  ↪ " + hook_line(ev), style=style))
@@ -112,6 +112,18 @@ class TerminalUI:
             self.live.stop()
             self.live = None
         self.text = ""
+
+    def show_compact(self, ev: dict[str, Any]) -> None:
+        why = {"auto": "the context is nearly full", "overflow": "the context overflowed",
+               "manual": "/compact"}.get(ev.get("reason", ""), "the context overflowed")
+        if ev.get("summary"):
+            self.console.print(Text(f"(compacted, {why}: {ev['replaced']} messages replaced by "
+                                    "the model's summary)", style="dim"))
+            self.console.print(Text(fold(ev["summary"], 12), style="dim italic"))
+        else:
+            problem = f"{ev['problem']}; " if ev.get("problem") else ""
+            self.console.print(Text(f"(compacted, {why}: {problem}showing the model a stubbed "
+                                    f"view, level {ev['level']})", style="dim"))
 
     def show_subagent(self, agent: str, ev: dict[str, Any]) -> None:
         """A child's calls, one dim line each; its results stay in its own transcript."""
@@ -164,6 +176,15 @@ class TerminalUI:
         return answer.strip().lower() in ("y", "yes")
 
 
+def status_line(agent: Any) -> str:
+    """The line under the prompt: model, mode, how full the context is."""
+    used, window = agent.context_used, agent.context_window
+    context = f"context {used / 1000:.1f}k"
+    if window:
+        context += f" of {window / 1000:.0f}k ({100 * used / window:.0f}%)"
+    return f" {agent.model.name} · {agent.permissions.mode} · {context}"
+
+
 def call_line(ev: dict[str, Any]) -> str:
     """`read_file  calc.py offset=10`: the tool and the arguments worth a glance."""
     args = ev.get("arguments") or {}
@@ -201,7 +222,8 @@ def interactive(args: argparse.Namespace, root: Path, s: Settings, model: Any) -
                         ask_trust=ui.ask_trust)
     prepare_workspace(root)
     history = FileHistory(str(root / ".groundup" / "history"))
-    prompt_session: PromptSession = PromptSession(history=history, key_bindings=key_bindings())
+    prompt_session: PromptSession = PromptSession(history=history, key_bindings=key_bindings(),
+                                                  bottom_toolbar=lambda: status_line(agent))
     sandboxed = " · sandboxed" if agent.sandbox is not None else ""
     console.print(Text(f"groundup · {model.name} · {root} · {agent.permissions.mode} mode{sandboxed} · "
                        f"session {agent.session.id}", style="bold cyan"))
@@ -290,7 +312,7 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
         out.print(f"model: {agent.model.name}\nsession: {agent.session.id} "
                   f"({len(agent.messages)} messages)\npermission mode: {agent.permissions.mode}\n"
                   f"tokens: {u.prompt_tokens} prompt + {u.completion_tokens} completion = "
-                  f"{u.prompt_tokens + u.completion_tokens}")
+                  f"{u.prompt_tokens + u.completion_tokens}\n{status_line(agent).strip()}")
         if agent.toolbox.todos:
             out.print(render_todos(agent.toolbox.todos))
     elif cmd == "/model":
@@ -323,6 +345,10 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
             agent.toolbox.read_state.clear()
             agent.compact_level = 0
             out.print(f"resumed {sess.id}: {len(agent.messages)} messages")
+    elif cmd == "/compact":
+        if not agent.messages:
+            raise UserError("nothing to compact yet")
+        agent.summarise(arg, reason="manual")
     elif cmd == "/rewind":
         rewind(agent, ui, root, arg)
     elif cmd == "/hooks":

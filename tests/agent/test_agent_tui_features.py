@@ -105,3 +105,63 @@ def test_rewind_in_the_terminal(tmp_path):
     assert "a + b" in text and "a * b" in text
     msgs = Session.latest(repo / ".groundup/sessions").load()
     assert [m["content"] for m in msgs if m["role"] == "user"] == ["fix add", "where are we?"]
+
+
+@pytest.mark.timeout(90)
+def test_compact_in_the_terminal(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    model = script(tmp_path / "m.jsonl", [
+        turn(call("read_file", path="calc.py"), call("read_file", path="test_calc.py")),
+        {"content": "add subtracts; mul is fine."},
+        {"content": "Summary: calc.add returns a - b (wrong)."},        # asked for by /compact
+        {"content": "Yes, from the summary: add is wrong."}])
+    child = spawn(repo, tmp_path, model, "--permission-mode", "yolo")
+    try:
+        child.expect_exact(">")
+        child.sendline("look at calc")
+        child.expect("add subtracts")
+        child.expect_exact(">")
+        child.sendline("/compact keep the function names")
+        child.expect(r"compacted, /compact: 6 messages replaced by the model's summary")
+        child.expect("calc.add returns a - b")
+        child.expect_exact(">")
+        child.sendline("still know what is wrong?")
+        child.expect("from the summary: add is wrong")
+        child.expect_exact(">")
+        child.sendline("/status")
+        child.expect(r"replay:\S+ · yolo · context 0\.\dk")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    msgs = Session.latest(repo / ".groundup/sessions").load()
+    summary = [m for m in msgs if m.get("summary")]
+    assert len(summary) == 1 and summary[0]["content"].endswith("Summary: calc.add returns a - b (wrong).")
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool", "tool", "assistant",
+                                         "user", "user", "assistant"]
+
+
+@pytest.mark.timeout(90)
+def test_the_status_line_shows_context_use(tmp_path):
+    """Under the prompt (prompt_toolkit's bottom toolbar, which needs the terminal to answer
+    cursor-position requests: answered here as a real terminal would)."""
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    (repo / ".groundup").mkdir()
+    (repo / ".groundup/settings.local.json").write_text(json.dumps({"context_window": 2000}))
+    model = script(tmp_path / "m.jsonl", [turn(call("read_file", path="calc.py")), {"content": "ok"}])
+    child = pexpect.spawn(GROUNDUP[0], GROUNDUP[1:] + ["--model", model, "--permission-mode", "yolo"],
+                          cwd=str(repo), env=dict(cli_env(tmp_path), TERM="xterm-256color"),
+                          encoding="utf-8", timeout=30, dimensions=(50, 160))
+
+    def until(pattern):
+        while child.expect([r"\x1b\[6n", pattern]) == 0:
+            child.send("\x1b[1;1R")                              # the cursor is at row 1, column 1
+
+    try:
+        until(r"context 0\.0k of 2k \(0%\)")
+        child.sendline("read calc")
+        until(r"context 0\.[1-9]k of 2k \([1-9]\d?%\)")       # the last turn's prompt + answer
+        child.sendline("/exit")
+        until(pexpect.EOF)
+    finally:
+        child.close(force=True)
