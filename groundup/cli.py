@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("groundup.tasks.cli", "generate bug-fix tasks for agents"),
     "mcp": ("groundup.mcp.cli", "MCP: serve the agent's tools, manage the servers it uses"),
     "eval": ("groundup.tasks.eval_cli", "evaluate a model as a coding agent on tasks"),
+    "serve": ("groundup.serve.cli", "an OpenAI-compatible server (and web chat page) on a model"),
     "speedrun": ("groundup.speedrun", "the main job: tokenizer -> pretrain -> SFT -> agent eval -> report"),
 }
 

@@ -44,6 +44,11 @@ class KVCache:
         self.k[:, dst, :, :length] = self.k[:, src, :, :length]
         self.v[:, dst, :, :length] = self.v[:, src, :, :length]
 
+    def copy_row_from(self, other: "KVCache", src: int, dst: int, length: int) -> None:
+        """copy the first `length` positions of `other`'s row src into this cache's row dst"""
+        self.k[:, dst, :, :length] = other.k[:, src, :, :length]
+        self.v[:, dst, :, :length] = other.v[:, src, :, :length]
+
     @property
     def nbytes(self) -> int:
         return 2 * self.k.numel() * self.k.element_size()

@@ -16,8 +16,15 @@ Design choices:
 - Only the scheduler thread touches the model and the KV cache, so no locks are held during
   compute; the single lock guards the waiting list.
 - Each request keeps its own sampler and stop rules (see engine.Sequence), so its tokens are
-  the ones it would have got alone. Prefill happens one request at a time (simple, and exact);
-  long prompts therefore delay the others' next token by one prefill.
+  the ones it would have got alone. Prefill happens one request at a time (simple, and exact).
+- Chunked prefill (`prefill_chunk=N`, what `groundup serve` uses): a prompt longer than N
+  tokens is prefilled N tokens per loop turn, between decode steps, in a one-row staging
+  cache whose k/v are copied into the batch's slot when the prompt's last chunk runs -- so a
+  4k-token prompt delays every running stream by a few chunk-sized steps, not by one long
+  stall (vLLM's chunked prefill, in its simplest form). Off by default: a whole prompt at once.
+- A caller that cannot block a thread per request (an asyncio server) passes `on_ready` to
+  `submit`: called from the loop thread whenever the handle has something new, after which
+  `drain()` takes what is there without blocking.
 - A failure inside the loop is delivered to every affected handle (re-raised in the caller's
   thread) instead of dying silently in the background.
 """
@@ -26,7 +33,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -39,12 +46,13 @@ _DONE = object()
 class RequestHandle:
     """A submitted request: iterate for its events, or call result()."""
 
-    def __init__(self, scheduler: "Scheduler", seq: Sequence):
+    def __init__(self, scheduler: "Scheduler", seq: Sequence, on_ready: Callable[[], None] | None = None):
         self._scheduler = scheduler
         self.seq = seq
         self._events: queue.Queue = queue.Queue()
         self._done = threading.Event()
         self._error: BaseException | None = None
+        self._on_ready = on_ready
 
     def __iter__(self) -> Iterator[TokenEvent]:
         while True:
@@ -62,6 +70,21 @@ class RequestHandle:
             raise self._error
         return self.seq.result()
 
+    def drain(self) -> list[TokenEvent]:
+        """The events produced since the last call, without blocking (an empty list when there
+        are none yet, or when the handle is done); the loop's failure is raised here."""
+        out = []
+        while True:
+            try:
+                item = self._events.get_nowait()
+            except queue.Empty:
+                return out
+            if item is _DONE:
+                if self._error is not None:
+                    raise self._error
+                return out
+            out.append(item)
+
     def cancel(self) -> None:
         """Stop generating for this request at the next step (finish_reason "cancelled")."""
         self.seq.cancelled = True
@@ -76,36 +99,51 @@ class RequestHandle:
         self._events.put(ev)
         if ev.finish_reason is not None:
             self._finish()
+        elif self._on_ready is not None:
+            self._on_ready()
 
     def _finish(self, error: BaseException | None = None) -> None:
         self._error = error
         self._done.set()
         self._events.put(_DONE)
+        if self._on_ready is not None:
+            self._on_ready()
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, max_batch: int = 8, max_len: int | None = None):
+    def __init__(self, engine: Engine, max_batch: int = 8, max_len: int | None = None,
+                 prefill_chunk: int | None = None):
         """max_batch slots of max_len tokens each (prompt + output), allocated up front. The
-        default caps max_len at 4096: a 32k-context config would otherwise reserve gigabytes."""
+        default caps max_len at 4096: a 32k-context config would otherwise reserve gigabytes.
+        prefill_chunk: prefill prompts longer than this in chunks between decode steps."""
         self.engine = engine
         self.max_len = min(max_len or 4096, engine.max_seq_len)
         self.max_batch = max_batch
+        if prefill_chunk is not None and prefill_chunk < 1:
+            raise ValueError(f"prefill_chunk must be >= 1, got {prefill_chunk}")
+        self.prefill_chunk = prefill_chunk
         self._batch: Batch | None = None              # allocated lazily by the loop thread
+        self._staging: Batch | None = None            # one row, for a long prompt's chunked prefill
+        self._prefilling: tuple[RequestHandle, int] | None = None   # that prompt's handle, tokens done
         self._waiting: list[RequestHandle] = []
         self._running: dict[int, RequestHandle] = {}  # id(seq) -> handle
+        self.steps = 0                                # decode steps run (for metrics and tests)
+        self._cancel_requested = False
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="groundup-scheduler", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams | None = None) -> RequestHandle:
-        """Queue a request (thread-safe); bad input raises here, in the caller's thread."""
+    def submit(self, prompt_ids: list[int], params: SamplingParams | None = None,
+               on_ready: Callable[[], None] | None = None) -> RequestHandle:
+        """Queue a request (thread-safe); bad input raises here, in the caller's thread.
+        on_ready: called (from the loop thread) whenever the handle has new events or is done."""
         seq = Sequence(self.engine, prompt_ids, params or SamplingParams())
         if len(seq.prompt) >= self.max_len:
             from groundup.errors import UserError
             raise UserError(f"the prompt is {len(seq.prompt)} tokens but this scheduler's context is "
                             f"{self.max_len}")
-        handle = RequestHandle(self, seq)
+        handle = RequestHandle(self, seq, on_ready)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the scheduler is closed (or its loop failed)")
@@ -120,6 +158,13 @@ class Scheduler:
             self._cond.notify()
         self._thread.join()
 
+    def cancel_all(self) -> None:
+        """Cancel every request, running or waiting, at the loop's next turn (a server's drain
+        deadline): each finishes as "cancelled", and the scheduler stays open for new ones."""
+        with self._cond:
+            self._cancel_requested = True
+            self._cond.notify()
+
     def __enter__(self) -> "Scheduler":
         return self
 
@@ -128,7 +173,20 @@ class Scheduler:
 
     @property
     def num_running(self) -> int:
-        return len(self._running)
+        """sequences holding a slot (decoding, or being prefilled in chunks)"""
+        return len(self._running) + (self._prefilling is not None)
+
+    @property
+    def num_waiting(self) -> int:
+        """requests queued for a free slot"""
+        return len(self._waiting)
+
+    @property
+    def kv_tokens(self) -> int:
+        """positions of the KV cache holding a running sequence's k/v (of max_batch * max_len)"""
+        batch, pre = self._batch, self._prefilling
+        used = sum(s.length for s in list(batch.seqs)) if batch is not None else 0
+        return used + (pre[1] if pre is not None else 0)
 
     def _wake(self) -> None:
         with self._cond:
@@ -141,16 +199,30 @@ class Scheduler:
                 self._batch = Batch(self.engine, self.max_batch, self.max_len)
                 while True:
                     with self._cond:
-                        while not self._closed and not self._waiting and not self._running:
+                        while not (self._closed or self._waiting or self._running or self._prefilling
+                                   or self._cancel_requested):
                             self._cond.wait()
                         if self._closed:
                             break
                         admit = []
-                        while self._waiting and len(self._batch.seqs) + len(admit) < self.max_batch:
+                        while self._waiting and self._free_slots() > len(admit):
+                            if self._chunked(self._waiting[0]) and (self._prefilling is not None or any(
+                                    self._chunked(h) for h in admit)):
+                                break             # one chunked prefill at a time, in arrival order
                             admit.append(self._waiting.pop(0))
+                        if self._cancel_requested:   # cancel_all(): everything submitted so far
+                            self._cancel_requested = False
+                            for h in [*self._running.values(), *self._waiting, *admit]:
+                                h.seq.cancelled = True
+                            if self._prefilling is not None:
+                                self._prefilling[0].seq.cancelled = True
                     for h in admit:
                         self._admit(h)
+                    if self._prefilling is not None:
+                        self._prefill_chunk()
                     self._drop_cancelled()
+                    if self._batch.seqs:
+                        self.steps += 1
                     for seq, ev in self._batch.step():
                         self._running[id(seq)]._emit(ev)
                         if ev.finish_reason is not None:
@@ -160,19 +232,49 @@ class Scheduler:
             return
         self._fail_all(None)
 
-    def _admit(self, h: RequestHandle) -> None:
+    def _free_slots(self) -> int:
+        return self.max_batch - len(self._batch.seqs) - (self._prefilling is not None)
+
+    def _chunked(self, h: RequestHandle) -> bool:
+        return self.prefill_chunk is not None and len(h.seq.prompt) > self.prefill_chunk
+
+    def _admit(self, h: RequestHandle, start: int = 0) -> None:
         if h.seq.cancelled:
             h.seq.finish_reason = "cancelled"
             h._finish()
             return
+        if start == 0 and self._chunked(h):
+            self._prefilling = (h, 0)          # its chunks run one per loop turn (_prefill_chunk)
+            return
         try:
-            ev = self._batch.add(h.seq)
+            if start:                          # the staging row holds prompt[:start]: move it to the slot
+                self._batch.cache.copy_row_from(self._staging.cache, 0, len(self._batch.seqs), start)
+            ev = self._batch.add(h.seq, start)
         except Exception as e:          # e.g. out of memory for this prompt: fail this request only
             h._finish(e)
             return
         if h.seq.finish_reason is None:
             self._running[id(h.seq)] = h
         h._emit(ev)
+
+    def _prefill_chunk(self) -> None:
+        """Prefill the next chunk of the prompt being staged; its last chunk joins the batch."""
+        h, done = self._prefilling
+        seq, n = h.seq, self.prefill_chunk
+        if seq.cancelled or len(seq.prompt) - done <= n:
+            self._prefilling = None
+            self._admit(h, done)               # (a cancelled one just finishes)
+            return
+        if self._staging is None:
+            self._staging = Batch(self.engine, 1, self.max_len)
+        try:
+            idx = torch.tensor([seq.prompt[done:done + n]], device=self.engine.device)     # (1, n)
+            self.engine.forward(idx, self._staging.cache.views(0, 1), done, last_only=True)
+        except Exception as e:
+            self._prefilling = None
+            h._finish(e)
+            return
+        self._prefilling = (h, done + n)
 
     def _drop_cancelled(self) -> None:
         for seq in [s for s in self._batch.seqs if s.cancelled]:
@@ -183,7 +285,9 @@ class Scheduler:
         with self._cond:
             self._closed = True          # the loop is over: later submits fail fast instead of hanging
             pending = list(self._running.values()) + self._waiting
-            self._running, self._waiting = {}, []
+            if self._prefilling is not None:
+                pending.append(self._prefilling[0])
+            self._running, self._waiting, self._prefilling = {}, [], None
         for h in pending:
             if not h.done:
                 h.seq.finish_reason = h.seq.finish_reason or "cancelled"
