@@ -146,9 +146,11 @@ class EngineBackend:
         for out in parser.finish() if chat else []:
             calls += isinstance(out, ToolCallEvent)
             yield out
-        if calls and finish != "length":
+        if handle.seq.finish_reason == "cancelled":   # cut by the drain deadline (it sends no event)
+            finish = "abort"
+        elif calls and finish != "length":
             finish = "tool_calls"
-        yield Finish("abort" if finish == "cancelled" else finish, Usage(len(ids), n))
+        yield Finish(finish, Usage(len(ids), n))
 
     def cancel_all(self) -> None:
         """Draining is over: every running and waiting sequence finishes now ("abort")."""

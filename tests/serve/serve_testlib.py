@@ -101,6 +101,33 @@ def scripted_qwen(path: Path) -> Path:
     return path
 
 
+def looping_qwen(path: Path, hidden: int = 512) -> Path:
+    """A Qwen2 directory that answers every chat with SAY, SAY, SAY... and never stops by
+    itself: each answer is exactly max_tokens long. `hidden` sets its size, so a decode step
+    costs real time (512: a few ms) and a long answer holds its slot for seconds."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    tok = make_hf_tokenizer()
+    text = tok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True)
+    last = tok(text, add_special_tokens=False)["input_ids"][-1]
+    say = tok.convert_tokens_to_ids(SAY)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                      num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=4096,
+                      tie_word_embeddings=False, eos_token_id=tok.convert_tokens_to_ids(tok.eos_token))
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():        # layers add nothing; the head maps the last prompt token and SAY to SAY
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        emb = model.model.embed_tokens.weight
+        normed = emb / emb.pow(2).mean(-1, keepdim=True).add(cfg.rms_norm_eps).sqrt()
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[say] = (normed[last] + normed[say]) * 10
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
 def sse_chunks(text: str) -> list[dict]:
     """The JSON chunks of an SSE body (without the final [DONE])."""
     out = []
@@ -116,4 +143,4 @@ def replay_script(path: Path, turns: list[dict]) -> str:
     return f"replay:{path}"
 
 
-__all__ = ["Server", "our_model", "scripted_qwen", "sse_chunks", "replay_script", "SAY", "CALL", "signal"]
+__all__ = ["Server", "our_model", "scripted_qwen", "looping_qwen", "sse_chunks", "replay_script", "SAY", "CALL", "signal"]
