@@ -1,6 +1,7 @@
 """`groundup export`: write a model directory that the wider ecosystem loads.
 
     groundup export --model runs/x/model --format hf --out exported/
+    groundup export --model runs/x/model --format gguf --out model.gguf   (gguf_export.py)
 
 Our model directories already use Hugging Face's file formats, so export means: load the
 weights (checking them against config.json), write a clean config.json + model.safetensors
@@ -31,11 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "example:\n  groundup export --model runs/cpu/model --format hf --out exported/\n\n"
         "The output holds config.json (LlamaForCausalLM / Qwen2 / Qwen3), model.safetensors,\n"
         "generation_config.json and the tokenizer files: transformers' AutoModelForCausalLM and\n"
-        "AutoTokenizer load it, and from there vLLM, SGLang or llama.cpp's convert_hf_to_gguf.py.")
+        "AutoTokenizer load it, and from there vLLM, SGLang or llama.cpp's convert_hf_to_gguf.py.\n\n"
+        "--format gguf writes one .gguf file (weights, tokenizer, chat template) that llama.cpp,\n"
+        "Ollama and LM Studio run: groundup export --model DIR --format gguf --out model.gguf\n"
+        "(needs the gguf package: pip install 'groundup[gguf]').")
     parser.add_argument("--model", required=True, metavar="DIR", help="the model directory to export")
-    parser.add_argument("--format", default="hf", choices=["hf"],
-                        help="output format; hf = Hugging Face transformers layout (config.json + safetensors)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+    parser.add_argument("--format", default="hf", choices=["hf", "gguf"],
+                        help="hf = Hugging Face transformers layout (config.json + safetensors); "
+                             "gguf = one llama.cpp file")
+    parser.add_argument("--out", required=True, metavar="PATH",
+                        help="output directory for hf (created if missing), output file for gguf")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                         help="convert the weights to this dtype (default: keep the checkpoint's)")
 
@@ -69,6 +75,16 @@ def export_hf(model_dir: Path, out: Path, dtype: str | None = None) -> list[str]
 
 def run(args: argparse.Namespace) -> int:
     model_dir, out = Path(args.model), Path(args.out)
+    if args.format == "gguf":
+        from groundup.model.gguf_export import export_gguf
+        if out.is_dir():
+            raise UserError(f"--out {out} is a directory: GGUF export writes one file (e.g. {out / 'model.gguf'})")
+        if not (model_dir / "config.json").is_file():
+            raise UserError(f"{model_dir} is not a model directory (no config.json)")
+        info = export_gguf(model_dir, out, args.dtype)
+        print(f"exported {info['arch']} ({info['dtype']}, {info['tensors']} tensors, {info['vocab']} tokens, "
+              f"pre-tokenizer {info['pre']}{', chat template' if info['chat_template'] else ''}) to {out}")
+        return 0
     written = export_hf(model_dir, out, args.dtype)
     cfg = json.loads((out / "config.json").read_text())
     print(f"exported {cfg['architectures'][0]} ({cfg['torch_dtype']}) to {out}: {', '.join(written)}")
