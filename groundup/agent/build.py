@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from groundup.agent.checkpoints import Checkpoints
+from groundup.agent.cost import price_for
 from groundup.agent.hooks import Hooks, is_trusted, trust
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import config_dir
@@ -137,7 +138,8 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
                   extra_dirs=extra_dirs, messages=messages, session=session,
                   hooks=load_hooks(root, s, ask_trust), checkpoints=Checkpoints(root, extra_dirs),
                   tool_sources=((subagents,) if subagents else ()) + mcp_sources(root, s),
-                  sandbox=sandbox, context_window=context_window(model.name, s.context_window))
+                  sandbox=sandbox, context_window=context_window(model.name, s.context_window),
+                  price=price_for(model.name, s.prices))
     if subagents is not None:
         subagents.parent = agent
     return agent

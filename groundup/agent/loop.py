@@ -53,6 +53,7 @@ from typing import Any, Callable
 
 from groundup.agent.checkpoints import Checkpoints, turn_starts
 from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
+from groundup.agent.cost import Price, cost_usd
 from groundup.agent.hooks import Hooks, Outcome
 from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import system_prompt
@@ -90,12 +91,14 @@ class AgentResult:
     session_id: str | None = None
     session_path: Path | None = None
     seconds: float = 0.0
+    cost_usd: float | None = None        # None: no price known for the model (cost.py)
 
     def to_json(self) -> dict[str, Any]:
         """The object `--output-format json` prints."""
         return {"result": self.result, "session_id": self.session_id,
                 "num_steps": self.num_steps, "usage": self.usage.to_dict(),
-                "is_error": self.is_error, "stop_reason": self.stop_reason}
+                "cost_usd": self.cost_usd, "is_error": self.is_error,
+                "stop_reason": self.stop_reason}
 
 
 @dataclass
@@ -124,6 +127,7 @@ class Agent:
     instructions: str | None = None         # replaces the system prompt's intro (a subagent's)
     sandbox: Sandbox | None = None          # bash runs under bubblewrap (sandbox.py)
     context_window: int | None = None       # tokens; near it the model summarises (summary.py)
+    price: Price | None = None              # USD per million tokens (cost.py); None: unknown
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -176,7 +180,7 @@ class Agent:
         res = AgentResult(result, self.messages, self.steps, self.usage, is_error, stop,
                           self.session.id if self.session else None,
                           self.session.path if self.session else None,
-                          time.monotonic() - self.started)
+                          time.monotonic() - self.started, cost_usd(self.usage, self.price))
         self.emit({"type": "result", **res.to_json()})
         return res
 
@@ -251,7 +255,8 @@ class Agent:
             message["tool_calls"] = [c.to_dict() for c in calls]
         self.add(message)
         self.emit({"type": "assistant", "content": message["content"],
-                   "tool_calls": message.get("tool_calls", []), "finish_reason": finish.reason})
+                   "tool_calls": message.get("tool_calls", []), "finish_reason": finish.reason,
+                   "usage": finish.usage.to_dict()})
         return message
 
     def near_context_limit(self) -> bool:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from groundup.agent.cost import Price, parse_prices
 from groundup.agent.hooks import Hook, parse_hooks
 from groundup.mcp.config import ServerConfig, load_servers, parse_servers
 from groundup.agent.permissions import MODES, Rule
@@ -62,6 +63,7 @@ class Settings:
     hooks: list[Hook] = field(default_factory=list)
     mcp_servers: dict[str, ServerConfig] = field(default_factory=dict)   # by name; higher layers replace
     mcp_trust_read_only: list[str] = field(default_factory=list)   # servers whose readOnlyHint counts
+    prices: dict[str, Price] = field(default_factory=dict)   # by model spec (cost.py)
     sandbox: bool = False                  # bash under bubblewrap (sandbox.py)
     sandbox_network: bool = False
     sources: list[str] = field(default_factory=list)   # the files that were read, low → high
@@ -108,6 +110,8 @@ def _apply(s: Settings, data: dict[str, Any], where: str, project: bool = False)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise UserError(f"{where}: 'mcp_trust_read_only' must be a list of MCP server names")
             s.mcp_trust_read_only.extend(value)
+        elif key == "prices":
+            s.prices.update(parse_prices(value, where))
         elif key == "sandbox":
             if isinstance(value, bool):
                 s.sandbox = value

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from groundup.agent.commands import parse_front_matter
+from groundup.agent.cost import price_for
 from groundup.agent.loop import Agent
 from groundup.agent.prompt import config_dir
 from groundup.agent.session import Session
@@ -193,7 +194,8 @@ class Subagents:
                       on_event=forward, permissions=parent.permissions, extra_dirs=parent.extra_dirs,
                       session=session, tool_sources=tuple(sources), hooks=parent.hooks,
                       tools=tools, instructions=d.prompt, max_output_tokens=parent.max_output_tokens,
-                      sandbox=parent.sandbox, context_window=parent.context_window)
+                      sandbox=parent.sandbox, context_window=parent.context_window,
+                      price=parent.price if model is parent.model else price_for(model.name))
         res = child.run(prompt)
         with self.lock:
             parent.count_usage(res.usage)

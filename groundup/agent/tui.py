@@ -46,6 +46,7 @@ from groundup.agent.build import (TERM_RECEIVED, Terminated, build_agent, hook_l
                                   prepare_workspace, sessions_dir)
 from groundup.agent.checkpoints import check_turn, describe_turns, preview, turn_starts
 from groundup.agent.commands import load_commands
+from groundup.agent.cost import cost_usd, format_cost
 from groundup.agent.permissions import MODES
 from groundup.agent.session import Session
 from groundup.agent.settings import Settings
@@ -55,7 +56,7 @@ from groundup.errors import UserError
 FOLD_LINES = 6
 HELP = """\
 /help            this list
-/status          model, session, permission mode, token usage, todo list
+/status          model, session, permission mode, tokens, context, cost, todo list
 /model [SPEC]    show the model, or switch to another (e.g. /model openai:gpt-4o-mini)
 /mode [MODE]     show or set the permission mode (default, accept-edits, plan, yolo)
 /clear           start a new session (the old one stays on disk)
@@ -182,7 +183,9 @@ def status_line(agent: Any) -> str:
     context = f"context {used / 1000:.1f}k"
     if window:
         context += f" of {window / 1000:.0f}k ({100 * used / window:.0f}%)"
-    return f" {agent.model.name} · {agent.permissions.mode} · {context}"
+    money = cost_usd(agent.total_usage, agent.price)
+    spent = f" · ${money:.4f}" if money else ""
+    return f" {agent.model.name} · {agent.permissions.mode} · {context}{spent}"
 
 
 def call_line(ev: dict[str, Any]) -> str:
@@ -312,7 +315,8 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
         out.print(f"model: {agent.model.name}\nsession: {agent.session.id} "
                   f"({len(agent.messages)} messages)\npermission mode: {agent.permissions.mode}\n"
                   f"tokens: {u.prompt_tokens} prompt + {u.completion_tokens} completion = "
-                  f"{u.prompt_tokens + u.completion_tokens}\n{status_line(agent).strip()}")
+                  f"{u.prompt_tokens + u.completion_tokens}\n{status_line(agent).strip()}\n"
+                  f"cost: {format_cost(u, agent.price)}", markup=False)
         if agent.toolbox.todos:
             out.print(render_todos(agent.toolbox.todos))
     elif cmd == "/model":

@@ -29,6 +29,9 @@ Design choices:
   alternate).
 - A tool call is emitted at its content_block_stop, as soon as its JSON input is complete.
 - `max_tokens` is required by this API; the default is generous for an agent's turn.
+- Prompt caching is on: `cache_control` marks the system prompt and the newest message
+  (mark_cache_breakpoints), and usage reports cache reads and writes separately, since they
+  are billed at 0.1x and 1.25x the input price (agent/cost.py).
 """
 
 from __future__ import annotations
@@ -135,6 +138,7 @@ class AnthropicModel:
                              for t in tools]
         if self.temperature is not None:
             body["temperature"] = self.temperature
+        mark_cache_breakpoints(body)
         headers = {"x-api-key": self.api_key or "", "anthropic-version": API_VERSION,
                    "accept": "text/event-stream"}
 
@@ -150,6 +154,8 @@ class AnthropicModel:
                     u = (ev.get("message") or {}).get("usage") or {}
                     usage.prompt_tokens = sum(u.get(k) or 0 for k in (
                         "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+                    usage.cache_read_tokens = u.get("cache_read_input_tokens") or 0
+                    usage.cache_write_tokens = u.get("cache_creation_input_tokens") or 0
                     usage.completion_tokens = u.get("output_tokens") or 0
                 elif kind == "content_block_start":
                     block = dict(ev["content_block"])
@@ -183,6 +189,24 @@ class AnthropicModel:
         finally:
             resp.close()
         yield Finish(reason, usage)
+
+
+CACHE = {"type": "ephemeral"}
+
+
+def mark_cache_breakpoints(body: dict[str, Any]) -> None:
+    """Prompt caching: mark where the cacheable prefix ends. The API caches everything up to
+    a marked block (tools, then system, then messages, in that order) for five minutes;
+    a later request that starts with the same prefix reads it at a tenth of the price. Two
+    breakpoints: the end of the system prompt (tools + system, the same in every request),
+    and the last block of the conversation, so each turn reads the previous turn's prefix
+    from the cache and writes only what is new."""
+    if isinstance(body.get("system"), str):
+        body["system"] = [{"type": "text", "text": body["system"], "cache_control": CACHE}]
+    elif body.get("tools"):
+        body["tools"][-1]["cache_control"] = CACHE      # no system prompt: end at the tools
+    if body["messages"] and body["messages"][-1]["content"]:
+        body["messages"][-1]["content"][-1]["cache_control"] = CACHE
 
 
 def tool_use_call(block: dict[str, Any], toolset: ToolSet) -> ToolCall:

@@ -20,16 +20,22 @@ from groundup.errors import UserError
 
 @dataclass
 class Usage:
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0           # every prompt token, cached or not
     completion_tokens: int = 0
+    cache_read_tokens: int = 0       # of prompt_tokens: served from the provider's prompt cache
+    cache_write_tokens: int = 0      # of prompt_tokens: written to it (Anthropic bills these)
 
     def __iadd__(self, other: "Usage") -> "Usage":
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
         return self
 
     def to_dict(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "cache_read_tokens": self.cache_read_tokens,
+                "cache_write_tokens": self.cache_write_tokens}
 
 
 @dataclass

@@ -150,7 +150,10 @@ class OpenAIModel:
                     raise ProviderError(f"{url}: {error_message(data.encode())}")
                 if chunk.get("usage"):
                     u = chunk["usage"]
-                    usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0)
+                    usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0,
+                                  # servers with a prompt cache (OpenAI, vLLM) say how much hit it
+                                  cache_read_tokens=(u.get("prompt_tokens_details") or {})
+                                  .get("cached_tokens") or 0)
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}
                     if delta.get("content"):

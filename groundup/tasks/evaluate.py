@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from groundup.agent.cost import price_for
 from groundup.agent.loop import Agent
 from groundup.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from groundup.providers import load_model
@@ -52,7 +53,7 @@ def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
     try:
         agent = Agent(model, work, permission_mode="yolo", max_steps=max_steps,
                       compact_prompt=compact_prompt, max_seconds=max_seconds,
-                      max_repeats=max_repeats)
+                      max_repeats=max_repeats, price=price_for(model.name))
         res = agent.run(task.problem_statement)
         if res.stop_reason == "interrupted":
             # the agent turns Ctrl-C into a result; here it means "stop the evaluation", and
@@ -64,6 +65,7 @@ def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
                    prompt_tokens=res.usage.prompt_tokens,
                    completion_tokens=res.usage.completion_tokens,
                    tokens=res.usage.prompt_tokens + res.usage.completion_tokens,
+                   cache_read_tokens=res.usage.cache_read_tokens, cost_usd=res.cost_usd,
                    answer=res.result[:500])
     except Exception as e:  # a crash in one task must not end the evaluation; it is recorded
         row.update(steps=0, stop_reason="crash", tokens=0, answer=f"{type(e).__name__}: {e}")
@@ -105,7 +107,17 @@ def _stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "read_ok": sum(1 for r in rows if r.get("read_ok")),
             "edit_ok": sum(1 for r in rows if r.get("edit_ok")),
             "avg_steps": round(sum(r.get("steps", 0) for r in rows) / n, 2) if n else 0.0,
-            "avg_tokens": round(sum(r.get("tokens", 0) for r in rows) / n, 1) if n else 0.0}
+            "avg_tokens": round(sum(r.get("tokens", 0) for r in rows) / n, 1) if n else 0.0,
+            **_cost(rows, solved)}
+
+
+def _cost(rows: Sequence[dict[str, Any]], solved: int) -> dict[str, Any]:
+    """Total cost, and cost per solved task (agent/cost.py); None when a run's is unknown."""
+    costs = [r.get("cost_usd") for r in rows if r.get("stop_reason") != "crash"]
+    if not costs or any(c is None for c in costs):
+        return {"cost_usd": None, "cost_per_solved_usd": None}
+    total = round(sum(costs), 6)
+    return {"cost_usd": total, "cost_per_solved_usd": round(total / solved, 6) if solved else None}
 
 
 def evaluate(model: Any, tasks: Sequence[TaskInfo] | str | Path, out_dir: str | Path,
@@ -236,4 +248,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append("by bug kind:")
     for k, s in summary["by_kind"].items():
         row("  " + k, s)
+    if summary.get("cost_usd"):                    # a model with a price (not our local one)
+        per = summary.get("cost_per_solved_usd")
+        lines.append(f"cost: ${summary['cost_usd']:.4f}"
+                     + (f", ${per:.4f} per solved task" if per is not None else ", nothing solved"))
     return "\n".join(lines)

@@ -28,9 +28,11 @@ def test_headless_json(tmp_path):
                  "yolo", "--output-format", "json"], repo, tmp_path)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    assert set(out) >= {"result", "session_id", "num_steps", "usage", "is_error"}
+    assert set(out) >= {"result", "session_id", "num_steps", "usage", "is_error", "cost_usd"}
     assert out["result"] == "Fixed add." and out["is_error"] is False and out["num_steps"] == 5
-    assert set(out["usage"]) == {"prompt_tokens", "completion_tokens"}
+    assert set(out["usage"]) == {"prompt_tokens", "completion_tokens", "cache_read_tokens",
+                                 "cache_write_tokens"}
+    assert out["cost_usd"] == 0.0                                # a replay costs nothing
     assert "a + b" in (repo / "calc.py").read_text()
     assert (repo / ".groundup" / "sessions" / f"{out['session_id']}.jsonl").is_file()
 

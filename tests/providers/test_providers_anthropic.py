@@ -70,12 +70,15 @@ def test_text_block_and_two_tool_use_blocks(server):
         ("toolu_01T1x1fJ34qAmk2tNTrN7Up6", "read_file", {"path": "a.py"}, None),
         ("toolu_02AbCdEf", "run", {"command": "pytest -q"}, None)]
     fin = events[-1]
-    assert fin.reason == "tool_calls" and fin.usage.to_dict() == {"prompt_tokens": 482, "completion_tokens": 89}
+    assert fin.reason == "tool_calls" and fin.usage.to_dict() == {"prompt_tokens": 482, "completion_tokens": 89,
+                                                                  "cache_read_tokens": 10, "cache_write_tokens": 0}
     req = server.requests[0]
     assert req["path"] == "/v1/messages"
     assert req["headers"]["x-api-key"] == "sk-ant-test" and req["headers"]["anthropic-version"] == "2023-06-01"
     body = req["json"]
-    assert body["system"] == "S" and body["max_tokens"] == 500 and body["stream"] is True
+    assert body["max_tokens"] == 500 and body["stream"] is True
+    # the system prompt as a block marked for the prompt cache (mark_cache_breakpoints)
+    assert body["system"] == [{"type": "text", "text": "S", "cache_control": {"type": "ephemeral"}}]
     assert body["tools"][1] == {"name": "run", "description": "Run a command.", "input_schema": TOOLS[1]["parameters"]}
 
 

@@ -71,7 +71,8 @@ def test_text_and_tool_calls_split_mid_argument(server):
     assert [(c.id, c.name, c.arguments, c.error) for c in calls] == [
         ("call_A", "read_file", {"path": "src/ä.py"}, None), ("call_B", "run", {"command": "pytest -q"}, None)]
     assert events[-1] == Finish("tool_calls", events[-1].usage)
-    assert events[-1].usage.to_dict() == {"prompt_tokens": 57, "completion_tokens": 21}
+    assert events[-1].usage.to_dict() == {"prompt_tokens": 57, "completion_tokens": 21,
+                                          "cache_read_tokens": 0, "cache_write_tokens": 0}
     req = server.requests[0]
     assert req["path"] == "/v1/chat/completions"
     assert req["headers"]["Authorization"] == "Bearer sk-test"
