@@ -32,12 +32,13 @@ become session allow rules.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from groundup.gitignore import glob_to_regex, path_matches  # noqa: F401 (re-exported)
 
 MODES = ("default", "accept-edits", "plan", "yolo")
 
@@ -70,54 +71,6 @@ def confine(root: Path, path: str | os.PathLike, extra_dirs: Iterable[Path] = ()
             return resolved
     raise ConfinementError(f"{raw} is outside the workspace ({root}); only paths inside it "
                            "can be used (symlinks are followed before checking)")
-
-
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """A path glob: `**` crosses directories, `*` and `?` do not, `[...]` is a class."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")     # zero or more whole directories
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            j = pattern.find("]", i + 1)
-            if j < 0:
-                out.append(re.escape(c))
-                i += 1
-            else:
-                body = pattern[i + 1:j]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = j + 1
-        else:
-            out.append(re.escape(c))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def path_matches(pattern: str, rel: str) -> bool:
-    """Does a rule's path glob match `rel` (posix, relative to the root)? A pattern without
-    a slash matches a file's name at any depth (`.env` covers `app/.env`), as in .gitignore."""
-    pattern = pattern.lstrip("./") if pattern.startswith("./") else pattern
-    if glob_to_regex(pattern).match(rel):
-        return True
-    # `src/**` should also cover `src` itself, and a directory rule its contents
-    if rel.startswith(pattern.rstrip("/") + "/") and not any(ch in pattern for ch in "*?["):
-        return True
-    if "/" not in pattern.rstrip("/"):
-        return fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], pattern)
-    return False
 
 
 @dataclass(frozen=True)

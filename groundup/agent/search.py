@@ -1,11 +1,9 @@
-"""Finding things in a workspace: grep, glob, list_dir, and the .gitignore walk under them.
+"""Finding things in a workspace: grep, glob and list_dir.
 
 Design choices:
-- One walker (`walk_files`) feeds both grep and glob, so the two agree on what exists: it
-  skips `.git/`, follows no symlinks (a link cannot smuggle an outside file into a search --
-  ripgrep's default too) and honours `.gitignore` files at every level plus
-  `.git/info/exclude`, with git's rules: last match wins, `!` re-includes, a trailing `/`
-  means directories only, a slash inside a pattern anchors it to its file's directory.
+- One walker (`walk_files`, groundup/gitignore.py, shared with the retrieval index) feeds
+  both grep and glob, so the two agree on what exists: no `.git/`, no symlinks, `.gitignore`
+  and `.git/info/exclude` honoured with git's rules.
 - grep uses ripgrep when it is installed (fast on big trees) and this walker plus Python's
   `re` otherwise. Both outputs are normalised to the same shape -- `path:line:text`, paths
   relative to the root, sorted -- so a model sees the same result either way (a test checks).
@@ -20,99 +18,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from groundup.agent.permissions import glob_to_regex, path_matches
+from groundup.gitignore import glob_to_regex, path_matches, walk_files  # noqa: F401 (re-exported)
 
 MAX_GREP_LINES = 250
 MAX_GLOB_FILES = 250
 MAX_LIST_ENTRIES = 1000
 MAX_LINE_CHARS = 300
-
-
-# ---------------------------------------------------------------- .gitignore
-
-class IgnoreRule:
-    def __init__(self, base: str, line: str):
-        self.negate = line.startswith("!")
-        if self.negate:
-            line = line[1:]
-        if line.startswith("\\"):
-            line = line[1:]                # `\#file`, `\!file`: a literal first character
-        self.dir_only = line.endswith("/")
-        line = line.rstrip("/")
-        anchored = "/" in line             # a slash anywhere but the end anchors the pattern
-        line = line.lstrip("/")
-        pattern = line if anchored or line.startswith("**") else "**/" + line
-        self.base = base                   # the directory of the .gitignore, "" for the root
-        self.regex = glob_to_regex(pattern)
-
-    def matches(self, rel: str, is_dir: bool) -> bool:
-        if self.dir_only and not is_dir:
-            return False
-        if self.base:
-            if not rel.startswith(self.base + "/"):
-                return False
-            rel = rel[len(self.base) + 1:]
-        return bool(self.regex.match(rel))
-
-
-def read_ignore_file(path: Path, base: str) -> list[IgnoreRule]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    rules = []
-    for line in text.splitlines():
-        line = line.rstrip()               # git drops unescaped trailing spaces
-        if line and not line.startswith("#"):
-            rules.append(IgnoreRule(base, line))
-    return rules
-
-
-def is_ignored(rules: list[IgnoreRule], rel: str, is_dir: bool) -> bool:
-    ignored = False
-    for rule in rules:                     # last match wins
-        if rule.matches(rel, is_dir):
-            ignored = not rule.negate
-    return ignored
-
-
-def walk_files(root: Path, start: Path) -> Iterator[str]:
-    """Yield files under `start` (a resolved path inside `root`) as sorted root-relative
-    posix paths, skipping .git, symlinks and whatever .gitignore excludes."""
-    rules = read_ignore_file(root / ".git" / "info" / "exclude", "")
-    rel_start = start.relative_to(root).as_posix() if start != root else ""
-    # the .gitignore files between the root and `start` apply too
-    parts = rel_start.split("/") if rel_start else []
-    for i in range(len(parts)):
-        base = "/".join(parts[:i])
-        rules = rules + read_ignore_file(root / base / ".gitignore", base)
-        if is_ignored(rules, "/".join(parts[:i + 1]), True):
-            return
-    if start.is_file():
-        yield rel_start
-        return
-
-    def visit(directory: Path, rel: str, rules: list[IgnoreRule]) -> Iterator[str]:
-        rules = rules + read_ignore_file(directory / ".gitignore", rel)
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError:
-            return
-        for entry in entries:
-            if entry.name == ".git" or entry.is_symlink():
-                continue
-            child = f"{rel}/{entry.name}" if rel else entry.name
-            is_dir = entry.is_dir()
-            if is_ignored(rules, child, is_dir):
-                continue
-            if is_dir:
-                yield from visit(Path(entry.path), child, rules)
-            elif entry.is_file():
-                yield child
-
-    yield from visit(start, rel_start, rules)
 
 
 # ---------------------------------------------------------------- grep
