@@ -59,8 +59,8 @@ from groundup.agent.permissions import Permissions
 from groundup.agent.prompt import system_prompt
 from groundup.agent.sandbox import Sandbox
 from groundup.agent.session import Session, interrupted_result
-from groundup.agent.summary import (AUTO_FRACTION, MIN_NEW_MESSAGES, latest_summary, summarise,
-                                    view)
+from groundup.agent.summary import (AUTO_FRACTION, MIN_NEW_MESSAGES, estimate_tokens,
+                                    latest_summary, summarise, view)
 from groundup.agent.tools import CORE_TOOLS, Toolbox, ToolResult, ToolSource
 from groundup.chat.types import ToolCall
 from groundup.providers.base import (Finish, Model, ProviderError, TextDelta, ToolCallEvent,
@@ -148,6 +148,7 @@ class Agent:
         self.total_usage = Usage()
         self.compact_level = 0                 # how hard the model's view is compacted
         self.context_used = 0                  # tokens the last turn used (prompt + answer)
+        self.summary_failed = False            # the model summarised badly: stubs from now on
         if self.hooks is None:
             self.hooks = Hooks([], self.root)
         self.session_started = False
@@ -260,7 +261,9 @@ class Agent:
         return message
 
     def near_context_limit(self) -> bool:
-        if self.compact_prompt or not self.context_window:
+        """Time for an automatic summary? Not for a model that already summarised badly:
+        it has the stubbed view now, and another try would cost a call per step."""
+        if self.compact_prompt or not self.context_window or self.summary_failed:
             return False
         since = len(self.messages) - (latest_summary(self.messages) or 0)
         return self.context_used >= AUTO_FRACTION * self.context_window and since >= MIN_NEW_MESSAGES
@@ -273,14 +276,15 @@ class Agent:
             text, problem, usage = summarise(self.model, self.messages, instructions,
                                              self.max_output_tokens)
             self.count_usage(usage)
-        self.context_used = 0
         if text is None:
+            self.summary_failed = True
             self.compact_level = max(self.compact_level, 1)
             self.emit({"type": "compact", "level": self.compact_level, "reason": reason,
                        "summary": None, "problem": problem})
             return False
         replaced = len(view(self.messages))
         self.add({"role": "user", "content": text, "summary": True})
+        self.context_used = estimate_tokens(view(self.messages))
         self.compact_level = 0
         self.emit({"type": "compact", "level": 0, "reason": reason, "summary": text,
                    "replaced": replaced})

@@ -60,6 +60,12 @@ def context_window(model_name: str, setting: int | None = None) -> int | None:
     return CONTEXT_WINDOWS[max(prefixes, key=len)] if prefixes else None
 
 
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    """About four characters a token: the context use shown until the model reports the
+    next turn's real count."""
+    return sum(len(str(m.get("content") or "")) for m in messages) // 4
+
+
 def latest_summary(messages: list[dict[str, Any]]) -> int | None:
     return next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("summary")), None)
 

@@ -195,6 +195,8 @@ def call_line(ev: dict[str, Any]) -> str:
         return f"bash  {args.get('command', '')}"
     if ev["name"] == "todo_write":
         return f"todo_write  {len(args.get('todos') or [])} items"
+    if ev["name"] == "task":
+        return f"task  {args.get('subagent_type', '?')}: {args.get('description', '')}"
     shown = [str(args[k]) for k in ("pattern", "path") if k in args]
     shown += [f"{k}={v}" for k, v in args.items() if k in ("offset", "limit", "glob", "replace_all")]
     return f"{ev['name']}  " + " ".join(shown)
@@ -336,6 +338,7 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
         agent.toolbox.read_state.clear()
         agent.toolbox.todos = []
         agent.compact_level = 0
+        agent.context_used, agent.summary_failed = 0, False
         out.print(f"new session {agent.session.id}")
     elif cmd == "/resume":
         if not arg:
@@ -348,6 +351,7 @@ def slash_command(text: str, agent: Any, ui: TerminalUI, root: Path) -> str | No
             agent.session = sess
             agent.toolbox.read_state.clear()
             agent.compact_level = 0
+            agent.context_used, agent.summary_failed = 0, False
             out.print(f"resumed {sess.id}: {len(agent.messages)} messages")
     elif cmd == "/compact":
         if not agent.messages:
@@ -393,5 +397,6 @@ def rewind(agent: Any, ui: TerminalUI, root: Path, arg: str) -> None:
     agent.turn = len(turn_starts(agent.messages))
     agent.toolbox.read_state.clear()
     agent.compact_level = 0
+    agent.context_used, agent.summary_failed = 0, False
     out.print(f"restored {len(changes)} file(s); the conversation continues before turn {turn} "
               f"in session {new.id}")

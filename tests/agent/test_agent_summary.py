@@ -75,6 +75,7 @@ def test_a_bad_summary_falls_back_to_the_stubbed_view(tmp_path):
         events = run(repo, tmp_path, api)
     compact = next(e for e in events if e["type"] == "compact")
     assert compact["summary"] is None and compact["problem"] == "the model's summary was empty"
+    assert len(api.requests) == 5                          # and it is not asked again
     stubbed = api.requests[4]["messages"]
     assert len(stubbed) == 8                                            # every turn still there...
     assert stubbed[3]["content"].startswith("[old read_file output elided")   # ...old output stubbed
