@@ -3,10 +3,12 @@
 This is the whole of what makes a language model a coding agent. Read it top to bottom:
 
     run(task)      add the system prompt (once) and the task; step until an exception ends it
-    step()         check the limits; query the model; no tool call → Submitted; else execute
-    query()        stream one assistant turn (compacting the view if it overflows the
-                   model's context, see compact.py), appending it to the messages
-    execute(calls) run each tool call, appending one tool message per call
+    step()         check the limits; query the model; no tool call → Submitted (unless a
+                   Stop hook sends it back); else execute
+    query()        stream one assistant turn (summarising or compacting the view near the
+                   model's context, see summary.py), appending it to the messages
+    execute(calls) run each tool call (run_tool: hooks, checkpoint, the toolbox), appending
+                   one tool message per call
 
 Design choices (after mini-swe-agent):
 - Control flow by small exceptions: `Submitted` (the model answered without a tool call),
