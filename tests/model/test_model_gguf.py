@@ -27,6 +27,17 @@ def export(model_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProce
                            "--out", str(out), *extra], capture_output=True, text=True, timeout=300)
 
 
+def export_here(model_dir: Path, out: Path, *extra: str):
+    """the same command, in this process (no second torch import)"""
+    from groundup.cli import main
+    import contextlib
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["export", "--model", str(model_dir), "--format", "gguf", "--out", str(out), *extra])
+    return subprocess.CompletedProcess([], rc, buf.getvalue(), "")
+
+
 def fields(reader) -> dict:
     out = {}
     for name, f in reader.fields.items():
@@ -46,7 +57,7 @@ def fields(reader) -> dict:
 
 def test_our_model_exports_to_a_gguf_llama_cpp_reads(tmp_path):
     d = our_model(tmp_path / "ours", depth=2)
-    p = export(d, tmp_path / "ours.gguf")
+    p = export_here(d, tmp_path / "ours.gguf")
     assert p.returncode == 0, p.stderr
     assert "pre-tokenizer llama-bpe" in p.stdout
     r = gguf.GGUFReader(str(tmp_path / "ours.gguf"))
@@ -109,7 +120,7 @@ def test_permute_rope_turns_rotate_halves_into_rotate_pairs():
 
 def test_a_qwen2_directory_keeps_its_biases_template_and_pre_tokenizer(tmp_path):
     d = scripted_qwen(tmp_path / "qwen")
-    p = export(d, tmp_path / "q.gguf", "--dtype", "float16")
+    p = export_here(d, tmp_path / "q.gguf", "--dtype", "float16")
     assert p.returncode == 0, p.stderr
     r = gguf.GGUFReader(str(tmp_path / "q.gguf"))
     f = fields(r)

@@ -186,7 +186,7 @@ def _fuzz(server, schema_name):
 def test_fuzzed_bodies_never_get_a_5xx(server, client, endpoint):
     path, bodies = _fuzz(server, endpoint)
 
-    @settings(max_examples=40, deadline=None, derandomize=True,
+    @settings(max_examples=25, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                      HealthCheck.filter_too_much, HealthCheck.data_too_large])
     @given(bodies)

@@ -106,6 +106,7 @@ def test_a_full_queue_answers_429_with_retry_after(model_dir):
         assert server.metrics()['groundup_requests_total{endpoint="/v1/chat/completions",status="429"}'] == 1
 
 
+@pytest.mark.slow
 def test_sigterm_during_load_drains_and_exits_0(model_dir):
     server = Server("--model", str(model_dir), "--name", "loop", "--max-batch", "8", "--grace", "4")
 
