@@ -53,9 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         const=True, help="the two-line system prompt for small models")
     prompt.add_argument("--full-prompt", dest="compact_prompt", action="store_const",
                         const=False, help="the full system prompt")
+    from groundup.rag import eval_cli as rag_eval     # `eval retrieval` (issue 25)
+    rag_eval.add_parser(sub)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "retrieval":
+        from groundup.rag import eval_cli as rag_eval
+        return rag_eval.run(args)
     from groundup.tasks.check import load_task, load_tasks
     from groundup.tasks.evaluate import evaluate, format_summary
     out = Path(args.out or Path("runs/eval") / re.sub(r"[^\w.-]+", "_", args.model))
