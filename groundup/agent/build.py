@@ -109,6 +109,12 @@ def mcp_of(agent: Any) -> Any:
     return next((t for t in agent.tool_sources if isinstance(t, McpTools)), None)
 
 
+def search_code_sources(root: Path, visible: Callable[[str], bool]) -> tuple:
+    """`search_code` when the workspace has a retrieval index (`groundup index`)."""
+    from groundup.agent.search_code import search_code_sources as sources
+    return sources(root, visible)
+
+
 def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
                 approver: Callable | None = None, on_event: Callable | None = None,
                 ask_trust: Callable[[list[str]], bool] | None = None):
@@ -137,7 +143,8 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
                   on_event=on_event, token_budget=s.max_tokens, permissions=permissions,
                   extra_dirs=extra_dirs, messages=messages, session=session,
                   hooks=load_hooks(root, s, ask_trust), checkpoints=Checkpoints(root, extra_dirs),
-                  tool_sources=((subagents,) if subagents else ()) + mcp_sources(root, s),
+                  tool_sources=((subagents,) if subagents else ()) + mcp_sources(root, s)
+                  + (() if compact else search_code_sources(root, permissions.readable)),
                   sandbox=sandbox, context_window=context_window(model.name, s.context_window),
                   price=price_for(model.name, s.prices))
     if subagents is not None:

@@ -12,6 +12,8 @@ For a query q and a document d (Okapi BM25, Lucene's variant):
 - norm: a match in a short chunk counts more than one in a long chunk (b = 0.75).
 
 Design choices:
+- English glue words (`a`, `the`, `of`...) are dropped: a query's "a" would otherwise make a
+  chunk that happens to contain it outrank one that matches by meaning, once fused.
 - Code-aware tokens: words are runs of letters, digits and `_`, lowercased; a `snake_case`
   or `CamelCase` word also yields its parts (`parse_http_url` -> parse_http_url, parse,
   http, url; `HTTPServer` -> httpserver, http, server), so `http server` finds both spellings
@@ -35,6 +37,10 @@ import numpy as np
 K1, B = 1.5, 0.75
 
 _WORD = re.compile(r"\w+")
+# English glue words (Lucene's English list, minus words that are also code: `if`, `not`,
+# `no`, `for`, `in`, `is`, `or`, `and`...): in a query they match everything and nothing
+STOPWORDS = frozenset("a an the of to at by with as be are was were this that these those it "
+                      "its into such their then there they will".split())
 _PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|[^\W\d_A-Za-z]+")
 
 
@@ -43,6 +49,8 @@ def tokenize(text: str) -> list[str]:
     out: list[str] = []
     for word in _WORD.findall(text):
         low = word.lower()
+        if low in STOPWORDS:
+            continue
         out.append(low)
         if "_" in word or (not word.islower() and not word.isupper()) or (
                 any(c.isdigit() for c in word) and not word.isdigit()):

@@ -52,4 +52,4 @@ def test_code_aware_tokens():
     assert tokenize("parse_http_url") == ["parse_http_url", "parse", "http", "url"]
     assert tokenize("HTTPServer getX2Y") == ["httpserver", "http", "server", "getx2y", "get",
                                              "x", "2", "y"]
-    assert tokenize("plain words, and __init__") == ["plain", "words", "and", "__init__", "init"]
+    assert tokenize("plain words of the __init__") == ["plain", "words", "__init__", "init"]
