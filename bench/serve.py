@@ -112,6 +112,7 @@ def bench_server(model_dir: Path, vocab: int, n: int, rounds: int) -> dict:
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(2, vocab, (32,), generator=g).tolist() for _ in range(32)]
     eng = load_engine(model_dir)               # the same engine in this process: the server's overhead
+    eng.generate(prompts[0], SamplingParams(max_new_tokens=4))      # warm up (first-call allocations)
     proc, url = start_server(model_dir, 32)
     try:
         asyncio.run(load(url, prompts[:4], 8))                         # warm up
