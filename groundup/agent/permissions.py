@@ -42,11 +42,11 @@ from groundup.gitignore import glob_to_regex, path_matches  # noqa: F401 (re-exp
 
 MODES = ("default", "accept-edits", "plan", "yolo")
 
-READ_TOOLS = frozenset({"read_file", "grep", "glob", "list_dir", "todo_write"})
+READ_TOOLS = frozenset({"read_file", "grep", "glob", "list_dir", "todo_write", "diagnostics"})
 EDIT_TOOLS = frozenset({"write_file", "edit_file"})
 READ_FAMILY = frozenset({"read_file", "grep", "glob", "list_dir"})
 # a rule's family name -> the tools it covers
-FAMILIES = {"read": {"read_file", "grep", "glob", "list_dir"}, "edit": set(EDIT_TOOLS),
+FAMILIES = {"read": {"read_file", "grep", "glob", "list_dir", "diagnostics"}, "edit": set(EDIT_TOOLS),
             "write": set(EDIT_TOOLS), "bash": {"bash"}}
 
 

@@ -6,6 +6,7 @@
     bash(command, timeout?)                       see shell.py
     grep(pattern, path?, glob?)  glob(pattern, path?)  list_dir(path)    see search.py
     todo_write(todos)                             the model's task list, shown to the user
+    diagnostics(path?)                            static problems of .py files, see diagnostics.py
 
 Design choices:
 - `Toolbox.execute` never raises for a model's mistake: a malformed call, a bad argument, a
@@ -21,6 +22,8 @@ Design choices:
 - Writes are atomic (temp file + rename, from groundup.io), keep the file's mode, and keep
   its line endings: a CRLF file is edited and written back as CRLF, while the model only
   ever sees and writes `\\n`.
+- An edit or write of a .py file ends with the problems it brought in (an unused name, an
+  undefined one: diagnostics.py), as an IDE shows them; `diagnostics` lists them on request.
 - Tools from elsewhere (an MCP server, the retrieval index, subagents) plug in as a
   `ToolSource`: the Toolbox offers their schemas after its own, checks the arguments against
   them and asks the permission system exactly as for a core tool, then hands the call over.
@@ -38,7 +41,7 @@ from difflib import unified_diff
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from groundup.agent import search, shell
+from groundup.agent import diagnostics, search, shell
 from groundup.agent.permissions import ConfinementError, Permissions, confine
 from groundup.chat.types import ToolCall
 from groundup.io import atomic_write_bytes
@@ -117,13 +120,18 @@ SCHEMAS: list[dict[str, Any]] = [
          {"content": _S, "status": {"type": "string",
                                     "enum": ["pending", "in_progress", "completed"]}},
          ["content", "status"])}}, ["todos"])},
+    {"name": "diagnostics",
+     "description": "Static problems in Python code: unused or undefined names, unused "
+                    "arguments and attributes, syntax errors. Prints path:line: message.",
+     "parameters": _obj({"path": {**_S, "description": "a .py file or a directory (default: all)"}},
+                        [])},
 ]
 TOOL_NAMES = [s["name"] for s in SCHEMAS]
 # the tools our own small models are trained with (compact mode, see agent/prompt.py): every
 # tool definition is context the model reads on each step, and each one it never needs is
 # a choice it can get wrong
-CORE_TOOLS = ("read_file", "edit_file", "bash", "grep")
-READ_ONLY = frozenset({"read_file", "grep", "glob", "list_dir"})
+CORE_TOOLS = ("read_file", "edit_file", "bash", "grep", "diagnostics")
+READ_ONLY = frozenset({"read_file", "grep", "glob", "list_dir", "diagnostics"})
 _TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list,
           "object": dict}
 
@@ -368,11 +376,12 @@ class Toolbox:
                 old = None                # overwriting a binary file is allowed
         content = args["content"].replace("\r\n", "\n")
         self._write(path, content, newline)
+        lint = self._lint(path, old or "", content)
         if old is None:
-            return ToolResult(f"created {self.rel(path)} ({len(content.splitlines())} lines)")
+            return ToolResult(f"created {self.rel(path)} ({len(content.splitlines())} lines)" + lint)
         diff = self._diff(path, old, content)
-        return ToolResult(f"wrote {self.rel(path)}\n{diff}" if diff else
-                          f"wrote {self.rel(path)} (unchanged)", display=diff)
+        return ToolResult((f"wrote {self.rel(path)}\n{diff}" if diff else
+                           f"wrote {self.rel(path)} (unchanged)") + lint, display=diff + lint)
 
     def _edit_file(self, args: dict[str, Any], path: Path) -> ToolResult:
         old_s, new_s = args["old_string"], args["new_string"]
@@ -400,7 +409,12 @@ class Toolbox:
         new_text = text.replace(old_s, new_s) if args.get("replace_all") else text.replace(old_s, new_s, 1)
         self._write(path, new_text, newline)
         diff = self._diff(path, text, new_text)
-        return ToolResult(f"edited {self.rel(path)}\n{diff}", display=diff)
+        lint = self._lint(path, text, new_text)
+        return ToolResult(f"edited {self.rel(path)}\n{diff}{lint}", display=diff + lint)
+
+    def _lint(self, path: Path, before: str, after: str) -> str:
+        """The problems an edit of a .py file brought in, as a last line (nothing for other files)."""
+        return "\n" + diagnostics.after_edit(self.rel(path), before, after) if path.suffix == ".py" else ""
 
     def _diff(self, path: Path, before: str, after: str) -> str:
         name = self.rel(path)
@@ -440,6 +454,16 @@ class Toolbox:
         if not path.is_dir():
             raise ToolError(f"{self.rel(path)} is not a directory")
         return ToolResult(search.list_dir(self.root, path, self.visible))
+
+    def _diagnostics(self, args: dict[str, Any], path: Path) -> ToolResult:
+        if path.is_dir():
+            rels = [r for r in search.walk_files(self.root, path) if r.endswith(".py") and self.visible(r)]
+            files = [(r, (self.root / r).read_text(encoding="utf-8", errors="replace")) for r in sorted(rels)]
+            return ToolResult(diagnostics.report_files(files))
+        if path.suffix != ".py":
+            raise ToolError(f"{self.rel(path)} is not a Python file; diagnostics checks .py files")
+        _, text, _ = self._load(path)
+        return ToolResult(diagnostics.report(self.rel(path), text))
 
     def _todo_write(self, args: dict[str, Any], _: Path | None) -> ToolResult:
         todos = []

@@ -166,7 +166,8 @@ def stage_trajectories(out: Path, p: Preset) -> dict[str, Any]:
     # generator validated every task; skipping the extra check saves a subprocess per task
     # threads: the time goes to the test subprocesses, so one per core (capped)
     workers = max(2, min(8, os.cpu_count() or 2))
-    n = record(dirs, tmp, seed=p.seed, workers=workers, verify=False, progress=bar.update)
+    n = record(dirs, tmp, seed=p.seed, workers=workers, verify=False, progress=bar.update,
+               diagnose=p.oracle_diagnostics)
     bar.close()
     os.replace(tmp, dest)
     rows = list(read_jsonl(dest))
@@ -196,13 +197,20 @@ def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
         drills = copy_examples(int(p.sft_copy_share * sum(lengths)), tok.n_ordinary, tok.bos_id, p.seed)
         console.print(f"  + {len(drills)} copy drills ({p.sft_copy_share:.0%} of the conversations' "
                       f"tokens) in the training rows")
+    n_copy = len(drills)
+    if p.sft_name_drills > 0:  # the wrong-name decision, on its own (tasks/drills.py)
+        from groundup.tasks.drills import name_drills
+        named = [render_conversation(m, None, tok) for m in name_drills(p.sft_name_drills, p.seed)]
+        console.print(f"  + {len(named)} name drills ({sum(len(i) for i, _ in named):,} tokens)")
+        drills += named
     run = sft(SFTConfig(
         init=str(out / "base"), out=str(out / "model"), steps=p.sft_steps, lr_scale=p.sft_lr_scale,
         batch_size=p.sft_batch, seq_len=p.sft_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
         optimizer=p.optimizer, sample_prompt_ids=sample[-p.sft_seq // 2:]), examples, drills)
     meta = json.loads((run / "data" / "meta.json").read_text())
-    return {**_run_stats(run), "examples": len(examples), "copy_drills": len(drills),
+    return {**_run_stats(run), "examples": len(examples), "copy_drills": n_copy,
+            "name_drills": len(drills) - n_copy,
             "median_tokens": lengths[len(lengths) // 2], "max_tokens": lengths[-1],
             "truncated": meta["train"].get("truncated", 0),
             "loss_tokens": meta["train"].get("loss_tokens")}

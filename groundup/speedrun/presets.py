@@ -48,6 +48,10 @@ class Preset:
     sft_lr_scale: float = 1.0            # x the default fine-tuning rate (a third of pretraining's)
     sft_copy_share: float = 0.0          # copy drills mixed in, as a share of the conversations'
                                          # tokens (train/copy_data.py)
+    sft_name_drills: int = 0             # short conversations ending in a wrong-name fix, in the
+                                         # training rows (tasks/drills.py)
+    oracle_diagnostics: bool = True      # the oracle reads the file's diagnostics before each edit
+                                         # (agent/diagnostics.py: an unused name is usually the fix)
     # evaluation on held-out tasks
     eval_tasks: dict[int, int] = field(default_factory=lambda: {1: 100, 2: 30, 3: 30})
     max_agent_steps: int = 12

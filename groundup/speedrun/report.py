@@ -89,6 +89,25 @@ def format_transcript(messages: list[dict[str, Any]], max_lines: int = 14) -> st
     return "\n".join(out)
 
 
+def failure_table(ev: dict[str, Any]) -> list[str]:
+    """Markdown lines: per bug kind, solved / total and what the other runs did
+    (groundup/tasks/failures.py says what each word means)."""
+    from groundup.tasks.failures import FAILURES
+    kinds = ev.get("by_kind", {})
+    seen = [f for f in FAILURES if any(f in (s.get("failures") or {}) for s in kinds.values())]
+    if not seen:
+        return []
+    L = ["What the unsolved runs did (the last applied edit decides; without one, the attempt "
+         "that got furthest -- `groundup/tasks/failures.py`):", "",
+         "| bug kind | solved | " + " | ".join(f.replace("_", " ") for f in seen) + " |",
+         "|---|---:|" + "---:|" * len(seen)]
+    for name, s in list(kinds.items()) + [("**all**", ev)]:
+        f = s.get("failures") or {}
+        L.append(f"| {name} | {s['solved']} / {s['total']} | "
+                 + " | ".join(str(f.get(k, 0)) for k in seen) + " |")
+    return L + [""]
+
+
 # ----------------------------------------------------------------------------- plots
 
 def plot_success(summary: dict[str, Any], path: Path) -> Path | None:
@@ -192,7 +211,9 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
               f"{st.get('loss_tokens') or 0:,} tokens carry the loss"
               f"{', ' + str(st['truncated']) + ' truncated' if st.get('truncated') else ''}"
               + (f"; plus {st['copy_drills']} copy drills (random spans written twice) in the "
-                 "training rows" if st.get("copy_drills") else ""),
+                 "training rows" if st.get("copy_drills") else "")
+              + (f" and {st['name_drills']} name drills (a wrong name fixed: "
+                 "`groundup/tasks/drills.py`)" if st.get("name_drills") else ""),
               f"- {st.get('steps')} steps in {st.get('stage_s', 0):.0f} s; final loss {st.get('final_loss')}, "
               f"validation loss {st.get('val_loss')}"
               + (f"; copying {100 * st['copy_acc']:.0f}%" if st.get("copy_acc") is not None else "")]
@@ -214,7 +235,7 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
                [(f"kind: {k}", v) for k, v in ev.get("by_kind", {}).items()]
         L += [f"| {n} | {s['solved']} | {s['total']} | {100 * s['rate']:.0f}% | {s['avg_steps']} "
               f"| {s.get('read_ok', '-')} | {s.get('edit_ok', '-')} |" for n, s in rows]
-        L += [""]
+        L += [""] + failure_table(ev)
         if "success" in plots:
             L += [f"![success by tier and kind]({plots['success']})", ""]
     sol = solved_transcript(out)

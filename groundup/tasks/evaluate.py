@@ -40,6 +40,7 @@ from groundup.io import append_jsonl, atomic_write_json, atomic_write_text, read
 from groundup.providers import load_model
 from groundup.tasks.check import (TaskInfo, check, load_tasks, python_on_path, remove_scratch,
                                   scratch_copy)
+from groundup.tasks.failures import classify
 
 
 def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
@@ -76,6 +77,8 @@ def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
             if m.get("role") == "tool" and not str(m.get("content", "")).startswith("error")}
     row.update(read_ok="read_file" in done, edit_ok=bool(done & {"edit_file", "write_file"}))
     result = check(task, work)
+    if not result.solved:           # what the run did instead (failures.py)
+        row["failure"] = classify(task.record.get("gold") or [], messages, row.get("stop_reason"))
     row.update(solved=result.solved, time_s=round(agent_s, 3),
                fail_to_pass=result.fail_to_pass, pass_to_pass=result.pass_to_pass,
                transcript=f"transcripts/{task.id}.jsonl")
@@ -103,7 +106,12 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def _stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n = len(rows)
     solved = sum(1 for r in rows if r.get("solved"))
+    failures: dict[str, int] = {}
+    for r in rows:
+        if r.get("failure"):
+            failures[r["failure"]] = failures.get(r["failure"], 0) + 1
     return {"solved": solved, "total": n, "rate": round(solved / n, 4) if n else 0.0,
+            "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1])),
             "read_ok": sum(1 for r in rows if r.get("read_ok")),
             "edit_ok": sum(1 for r in rows if r.get("edit_ok")),
             "avg_steps": round(sum(r.get("steps", 0) for r in rows) / n, 2) if n else 0.0,

@@ -24,6 +24,10 @@ Design choices:
   old_string does not match (copied with the read_file line-number prefix, or written as the
   intended line) answered by re-reading and a correct edit; and a wrong first guess (reading
   the test file first) followed by the right file.
+- Diagnostics before every edit, as a careful engineer reads the warnings: a wrong name often
+  leaves a name unused (or reads one never defined), and the report names it with the tokens
+  the code spells it with (agent/diagnostics.py), so the fix becomes a copy. "No problems
+  found" is the other answer, and then the fix is local to the line.
 - Output: JSONL, one {"messages": [...], "tools": [...], "task": id} per line, the shape
   groundup/chat/format.py `render_conversation(messages, tools, tokenizer)` renders.
 """
@@ -225,6 +229,14 @@ def _read_traceback_line(rec: Recorder, gold: dict[str, Any], tests: str, n: int
                  offset=n, limit=1)
 
 
+def _diagnose(rec: Recorder, gold: dict[str, Any]) -> None:
+    """Ask for the file's diagnostics right before reading the line to fix: an unused or an
+    undefined name in the report is usually the name the fix needs."""
+    if gold["path"].endswith(".py"):
+        rec.call("Let me check the module for unused or undefined names.", "diagnostics",
+                 path=gold["path"])
+
+
 def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
     path = gold["path"]
     # the whole line(s), indentation included. The BPE writes `        rail = ...` as an
@@ -256,8 +268,10 @@ def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
     assert not r.is_error, r.content
 
 
-def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) -> list[dict[str, Any]]:
-    """Record one oracle trajectory in the working copy `root`; returns the messages."""
+def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True,
+          diagnose: bool = True) -> list[dict[str, Any]]:
+    """Record one oracle trajectory in the working copy `root`; returns the messages.
+    `diagnose`: check the file's diagnostics before each edit."""
     rec = Recorder(task, root, compact)
     golds = sorted(task.record["gold"], key=lambda g: (g["path"], g["line"]))
     tests = rec.call("Let me run the tests.", "bash", command=TEST_COMMAND).content
@@ -276,6 +290,8 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
         else:
             _locate(rec, rng, mode if gold is golds[0] else "search", gold["path"], unit,
                     bug_line(gold))
+        if diagnose:
+            _diagnose(rec, gold)
         _read_traceback_line(rec, gold, tests, bug_line(gold))
         _edit(rec, gold, rng)
     result = rec.call("Let me run the tests again.", "bash", command=TEST_COMMAND)
@@ -287,13 +303,13 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True) 
 
 
 def record_one(task_dir: str | Path, seed: int = 0, compact: bool = True,
-               verify: bool = True) -> dict[str, Any]:
+               verify: bool = True, diagnose: bool = True) -> dict[str, Any]:
     """One verified trajectory: {"task", "messages", "tools"}. Call inside python_on_path()."""
     task = load_task(task_dir)
     work = scratch_copy(task)
     try:
         rng = random.Random(f"groundup-oracle:{seed}:{task.id}")
-        messages = solve(task, work, rng, compact)
+        messages = solve(task, work, rng, compact, diagnose)
         if verify and not check(task, work).solved:
             raise AssertionError(f"oracle trajectory for {task.id} does not solve it")
         tools = Toolbox(work, tools=CORE_TOOLS if compact else None).schemas()
@@ -304,7 +320,8 @@ def record_one(task_dir: str | Path, seed: int = 0, compact: bool = True,
 
 def record(task_dirs: Iterable[str | Path], out_path: str | Path, seed: int = 0,
            compact: bool = True, workers: int = 1, verify: bool = True,
-           progress: Callable[[int], None] | None = None, strict: bool = True) -> int:
+           progress: Callable[[int], None] | None = None, strict: bool = True,
+           diagnose: bool = True) -> int:
     """Solve each task with the oracle and append one JSONL line per task to out_path;
     returns how many were written.
 
@@ -316,7 +333,7 @@ def record(task_dirs: Iterable[str | Path], out_path: str | Path, seed: int = 0,
     """
     def one(d: str | Path) -> dict[str, Any] | None:
         try:
-            return record_one(d, seed, compact, verify)
+            return record_one(d, seed, compact, verify, diagnose)
         except (AssertionError, ValueError, OSError) as e:
             if strict:
                 raise

@@ -88,7 +88,7 @@ def test_bug_fix_through_an_openai_compatible_server(tmp_path, server):
     assert len(reqs) == 5
     assert [t["function"]["name"] for t in reqs[0]["tools"]] == \
         ["read_file", "write_file", "edit_file", "bash", "grep", "glob", "list_dir", "todo_write",
-         "task"]                             # subagents (subagents.py)
+         "diagnostics", "task"]                # subagents (subagents.py)
     last = reqs[-1]["messages"]
     assert [m["role"] for m in last] == ["system", "user", "assistant", "tool", "assistant",
                                          "tool", "tool", "assistant", "tool", "assistant", "tool"]

@@ -271,5 +271,5 @@ def test_compact_mode_offers_the_core_tools_small_models_are_trained_with(tmp_pa
     from groundup.agent.loop import Agent
     from groundup.agent.tools import CORE_TOOLS
     assert [s["name"] for s in Agent(None, tmp_path, compact_prompt=True).toolbox.schemas()] == \
-        [n for n in ("read_file", "edit_file", "bash", "grep") if n in CORE_TOOLS]
-    assert len(Agent(None, tmp_path, compact_prompt=False).toolbox.schemas()) == 8
+        [n for n in ("read_file", "edit_file", "bash", "grep", "diagnostics") if n in CORE_TOOLS]
+    assert len(Agent(None, tmp_path, compact_prompt=False).toolbox.schemas()) == 9
