@@ -135,8 +135,12 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
 
 
 def stage_tasks(out: Path, p: Preset) -> dict[str, Any]:
+    import random
+
     from groundup.tasks.generate import generate, write_tasks
+    from groundup.tasks.variants import vary
     counts: dict[str, Any] = {}
+    shutil.rmtree(out / "tasks" / "heldout-varied.tmp", ignore_errors=True)
     for split, plan, base in (("train", p.sft_tasks, 0), ("heldout", p.eval_tasks, HELDOUT_SEED)):
         dest = out / "tasks" / split
         tmp = out / "tasks" / f"{split}.tmp"
@@ -144,10 +148,20 @@ def stage_tasks(out: Path, p: Preset) -> dict[str, Any]:
         for tier, n in plan.items():
             # seeds are disjoint across tiers and splits; held-out tasks also use a vocabulary
             # of identifiers never seen in training (groundup/tasks/vocab.py)
-            write_tasks(generate(n, tier, split, seed=base + 100_000 * tier + p.seed), tmp)
+            tasks = generate(n, tier, split, seed=base + 100_000 * tier + p.seed)
+            if split == "train" and p.sft_varied > 0:   # other layouts and words (variants.py)
+                pick = random.Random(f"groundup-varied:{p.seed}:{tier}")
+                tasks = [vary(t) if pick.random() < p.sft_varied else t for t in tasks]
+            if split == "heldout" and tier == 1 and p.eval_varied > 0:
+                write_tasks([vary(t) for t in tasks[:p.eval_varied]], out / "tasks" / "heldout-varied.tmp")
+            write_tasks(tasks, tmp)
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(tmp, dest)
         counts[split] = {f"tier{t}": n for t, n in plan.items()}
+    if p.eval_varied > 0:
+        shutil.rmtree(out / "tasks" / "heldout-varied", ignore_errors=True)
+        os.replace(out / "tasks" / "heldout-varied.tmp", out / "tasks" / "heldout-varied")
+        counts["heldout-varied"] = {"tier1": p.eval_varied}
     console.print(f"  {sum(p.sft_tasks.values())} training tasks, "
                   f"{sum(p.eval_tasks.values())} held-out tasks")
     return counts
@@ -232,6 +246,13 @@ def stage_eval(out: Path, p: Preset) -> dict[str, Any]:
                        max_repeats=p.eval_max_repeats,
                        model_options={"max_tokens": p.eval_turn_tokens, "batch": batch})
     console.print(format_summary(summary))
+    if (out / "tasks" / "heldout-varied").is_dir():   # the same bugs, laid out and asked otherwise
+        varied = evaluate(f"local:{out / 'model'}", load_tasks(out / "tasks" / "heldout-varied"),
+                          out / "eval-varied", workers=p.eval_workers, max_steps=p.max_agent_steps,
+                          compact_prompt=True, max_repeats=p.eval_max_repeats,
+                          model_options={"max_tokens": p.eval_turn_tokens, "batch": batch})
+        summary["varied"] = {k: varied[k] for k in ("solved", "total", "rate", "by_kind")}
+        console.print(f"  held-out layouts and wording: {varied['solved']} / {varied['total']}")
     return summary
 
 
@@ -275,7 +296,11 @@ def check_out_dir(out: Path, preset: Preset) -> None:
     marker = out / "preset.json"
     if marker.exists():
         had = json.loads(marker.read_text())
-        if had != preset.to_dict():
+        # a setting added since that run was started counts as the same when it keeps its
+        # default (new settings default to the old behaviour): old run directories resume
+        default = Preset(name=preset.name).to_dict()
+        now = {k: v for k, v in preset.to_dict().items() if k in had or v != default.get(k)}
+        if had != now:
             raise UserError(f"{out} holds a speedrun with preset {had.get('name')!r} and other "
                             f"settings; use another --out (or delete {out}) to run {preset.name!r}")
     else:

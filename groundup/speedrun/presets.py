@@ -50,8 +50,13 @@ class Preset:
                                          # tokens (train/copy_data.py)
     sft_name_drills: int = 0             # short conversations ending in a wrong-name fix, in the
                                          # training rows (tasks/drills.py)
-    oracle_diagnostics: bool = True      # the oracle reads the file's diagnostics before each edit
+    sft_varied: float = 0.0              # share of training tasks in other layouts and words
+                                         # (tasks/variants.py: flat, tests beside the code...)
+    eval_varied: int = 0                 # tier-1 held-out tasks also run as held-out variants:
+                                         # layouts and wording training never has
+    oracle_diagnostics: bool = False     # the oracle reads the file's diagnostics before each edit
                                          # (agent/diagnostics.py: an unused name is usually the fix)
+    # (a setting added later defaults to the behaviour before it: runs started earlier resume)
     # evaluation on held-out tasks
     eval_tasks: dict[int, int] = field(default_factory=lambda: {1: 100, 2: 30, 3: 30})
     max_agent_steps: int = 12
@@ -81,7 +86,8 @@ PRESETS: dict[str, Preset] = {
         name="smoke", vocab_size=512, corpus_files=40, optimizer="muon",
         depth=2, pretrain_steps=40, pretrain_batch=8, pretrain_seq=256,
         sft_tasks={1: 24, 2: 8, 3: 8}, sft_steps=30, sft_batch=4, sft_seq=1536, sft_copy_share=0.1,
-        eval_tasks={1: 2, 2: 1, 3: 1}, max_agent_steps=6, eval_workers=2,
+        sft_name_drills=20, sft_varied=0.25, oracle_diagnostics=True,   # every path, once
+        eval_tasks={1: 2, 2: 1, 3: 1}, eval_varied=1, max_agent_steps=6, eval_workers=2,
         eval_every=20, save_every=20,
     ),
     # a 2-core laptop, float32, no torch.compile (each measured slower there than it gains); the

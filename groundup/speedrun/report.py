@@ -235,6 +235,11 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
                [(f"kind: {k}", v) for k, v in ev.get("by_kind", {}).items()]
         L += [f"| {n} | {s['solved']} | {s['total']} | {100 * s['rate']:.0f}% | {s['avg_steps']} "
               f"| {s.get('read_ok', '-')} | {s.get('edit_ok', '-')} |" for n, s in rows]
+        if ev.get("varied"):
+            v = ev["varied"]
+            L += ["", f"The same tier-1 bugs in layouts and wording no training task has "
+                      f"(`groundup/tasks/variants.py`: src/ packages, flat modules with a tests/ "
+                      f"folder; a user's sentence instead of test ids): **{v['solved']} / {v['total']}**."]
         L += [""] + failure_table(ev)
         if "success" in plots:
             L += [f"![success by tier and kind]({plots['success']})", ""]

@@ -294,53 +294,110 @@ def generate_task(seed: int, tier: int = 1, split: str = "train") -> Task:
     raise RuntimeError(f"could not generate a task for seed {seed} tier {tier}")
 
 
+# The odds that shape a repository, by name (each builder below draws them in a fixed order,
+# so a seed gives the same task as before they were named)
+P_IMPLEMENT = 0.4                    # tier 3: a stub to implement, else two bugs
+OTHER_MODULES = {2: [1, 1, 2], 1: [1, 1, 2, 2, 3], 3: [1, 1, 2, 2, 3]}   # drawn uniformly
+UNITS_PER_MODULE = [0, 1, 1, 2]      # the other code around the bug, per module
+P_ANY_TEMPLATE = 0.85                # an other unit is any template, else a class
+HELPERS_BESIDE = [0, 1]              # tier 2: other helpers in the helper's module
+
+
+@dataclass
+class _Draft:
+    """A repository being built: its names, its modules, and the units that get the bugs."""
+    rng: random.Random
+    names: _Names
+    pkg: str
+    modules: list[Module] = field(default_factory=list)
+    targets: list[tuple[Unit, str | None]] = field(default_factory=list)   # (unit, bug kind)
+    implement: bool = False
+
+    def unit(self, t) -> Unit:
+        return instantiate(t, self.names.take(5), self.rng)
+
+    def other_modules(self, tier: int) -> None:
+        """The modules around the bug, each with a few other units (or none yet)."""
+        rng = self.rng
+        for _ in range(rng.choice(OTHER_MODULES[tier])):
+            units = [self.unit(rng.choice(FUNCTIONS + CLASSES) if rng.random() < P_ANY_TEMPLATE
+                               else rng.choice(CLASSES))
+                     for _ in range(rng.choice(UNITS_PER_MODULE))]
+            self.modules.append(Module(self.names.take(1)[0], units))
+
+    def place(self, templates: list, kinds: list[str | None]) -> None:
+        """Each target unit into one of the modules, at a random position."""
+        for t, k in zip(templates, kinds):
+            target = self.unit(t)
+            mod = self.rng.choice(self.modules)
+            mod.units.insert(self.rng.randrange(len(mod.units) + 1), target)
+            self.targets.append((target, k))
+        self.modules = [m for m in self.modules if m.units]
+
+
+def _kinds_and_templates(d: _Draft, pool: list, offers, wanted: list[str | None]) -> list:
+    """A template for each wanted kind (None: any), among those that offer it."""
+    pool = [t for t in pool if offers(t)]
+    return [d.rng.choice([t for t in pool if k is None or k in offers(t)]) for k in wanted]
+
+
+def _build_tier1(d: _Draft, kind: str | None) -> None:
+    """The bug, of a kind that raises on its own line, in a unit a test calls directly."""
+    pool = [t for t in FUNCTIONS + CLASSES if _raising_offers(t)]
+    kinds = sorted(set().union(*(_raising_offers(t) for t in pool)))
+    wanted = [kind] if kind else [d.rng.choice(kinds)]
+    templates = _kinds_and_templates(d, pool, _raising_offers, wanted)
+    d.other_modules(1)
+    d.place(templates, wanted)
+
+
+def _build_tier2(d: _Draft) -> None:
+    """The bug in a helper, in a module no test names, called through a tested wrapper."""
+    pool = [t for t in FUNCTIONS if _offers(t)]
+    kinds = sorted(set().union(*(_offers(t) for t in pool)))
+    wanted = [d.rng.choice(kinds)]
+    templates = _kinds_and_templates(d, pool, _offers, wanted)
+    d.other_modules(2)
+    rng, names = d.rng, d.names
+    helper_mod = Module(names.take(1)[0], [], tested=False)
+    wrapper_mod = Module(names.take(1)[0], [])
+    target = d.unit(templates[0])
+    helper_mod.units = [target] + [d.unit(rng.choice(FUNCTIONS)) for _ in range(rng.choice(HELPERS_BESIDE))]
+    rng.shuffle(helper_mod.units)
+    for helper in helper_mod.units:
+        key, var = names.take(2)
+        wrapper_mod.units.append(wrap(rng.choice(WRAPPERS), helper, key, var, rng))
+    wrapper_mod.imports = [f"from {d.pkg}.{helper_mod.name} import "
+                           + ", ".join(u.name for u in helper_mod.units)]
+    d.modules = [wrapper_mod, helper_mod] + [m for m in d.modules[:1] if m.units]
+    d.targets = [(target, wanted[0])]
+
+
+def _build_tier3(d: _Draft) -> None:
+    """Two bugs (in two units, maybe two modules), or one function left to implement."""
+    d.implement = d.rng.random() < P_IMPLEMENT
+    pool = FUNCTIONS if d.implement else FUNCTIONS + CLASSES
+    pool = [t for t in pool if _offers(t)]
+    kinds = sorted(set().union(*(_offers(t) for t in pool)))
+    wanted: list[str | None] = [None] if d.implement else [d.rng.choice(kinds) for _ in range(2)]
+    templates = _kinds_and_templates(d, pool, _offers, wanted)
+    d.other_modules(3)
+    d.place(templates, wanted)
+
+
 def _try_generate(rng: random.Random, seed: int, tier: int, split: str,
                   kind: str | None = None) -> Task | None:
     names = _Names(split, rng)
-    pkg = names.take(1)[0]
-
-    def unit(t) -> Unit:
-        return instantiate(t, names.take(5), rng)
-
+    d = _Draft(rng, names, names.take(1)[0])
     # the bug kinds first, uniformly, then templates that have a site for them: drawing a
     # unit first would let kinds with sites everywhere (wrong_variable) crowd out rare ones
-    implement = tier == 3 and rng.random() < 0.4
-    pool = FUNCTIONS if tier == 2 or implement else FUNCTIONS + CLASSES
-    offers = _raising_offers if tier == 1 else _offers
-    pool = [t for t in pool if offers(t)]
-    kinds = sorted(set().union(*(offers(t) for t in pool)))
-    wanted: list[str | None] = [None] if implement else [kind] if kind else \
-        [rng.choice(kinds) for _ in range(2 if tier == 3 else 1)]
-    target_templates = [rng.choice([t for t in pool if k is None or k in offers(t)])
-                        for k in wanted]
-
-    modules: list[Module] = []
-    n_direct = rng.choice([1, 1, 2]) if tier == 2 else rng.choice([1, 1, 2, 2, 3])
-    for _ in range(n_direct):
-        units = [unit(rng.choice(FUNCTIONS + CLASSES) if rng.random() < 0.85 else rng.choice(CLASSES))
-                 for _ in range(rng.choice([0, 1, 1, 2]))]
-        modules.append(Module(names.take(1)[0], units))
-    targets: list[tuple[Unit, str | None]] = []
-    if tier == 2:
-        helper_mod = Module(names.take(1)[0], [], tested=False)
-        wrapper_mod = Module(names.take(1)[0], [])
-        target = unit(target_templates[0])
-        helper_mod.units = [target] + [unit(rng.choice(FUNCTIONS)) for _ in range(rng.choice([0, 1]))]
-        rng.shuffle(helper_mod.units)
-        for helper in helper_mod.units:
-            key, var = names.take(2)
-            wrapper_mod.units.append(wrap(rng.choice(WRAPPERS), helper, key, var, rng))
-        wrapper_mod.imports = [f"from {pkg}.{helper_mod.name} import "
-                               + ", ".join(u.name for u in helper_mod.units)]
-        modules = [wrapper_mod, helper_mod] + [m for m in modules[:1] if m.units]
-        targets = [(target, wanted[0])]
+    if tier == 1:
+        _build_tier1(d, kind)
+    elif tier == 2:
+        _build_tier2(d)
     else:
-        for t, k in zip(target_templates, wanted):
-            target = unit(t)
-            mod = rng.choice(modules)
-            mod.units.insert(rng.randrange(len(mod.units) + 1), target)
-            targets.append((target, k))
-        modules = [m for m in modules if m.units]
+        _build_tier3(d)
+    pkg, modules, targets, implement = d.pkg, d.modules, d.targets, d.implement
 
     all_cases = [c for m in modules for u in m.units for c in u.cases]
     correct_codes = {id(u): u.code for m in modules for u in m.units}

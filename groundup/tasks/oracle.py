@@ -180,8 +180,10 @@ def _locate(rec: Recorder, rng: random.Random, mode: str, path: str, unit: str,
         rec.call("Let me read the module the test is for.", "read_file", path=path)
         return
     text = "Let me find the function the test calls."
+    guess = _test_path(tid).split("/")[-1][len("test_"):]
+    if mode == "guess" and (rec.root / guess).exists():
+        mode = "search"                  # a flat layout: the guess would be right
     if mode == "guess":
-        guess = _test_path(tid).split("/")[-1][len("test_"):]
         r = rec.call("Let me read the module the test is for.", "read_file", mistake=True, path=guess)
         assert r.is_error, "the wrong guess exists"
         text = "It does not exist. Let me search for the function."

@@ -80,7 +80,14 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
     # copy drills went into the training rows only (train/copy_data.py)
     drills = summary["stages"]["sft"]["copy_drills"]
     meta = json.loads((out / "model" / "data" / "meta.json").read_text())
-    assert drills > 0 and meta["train"]["extra_examples"] == drills and "copy drills" in report
+    named = summary["stages"]["sft"]["name_drills"]
+    assert drills > 0 and named == 20 and meta["train"]["extra_examples"] == drills + named
+    assert "copy drills" in report and "name drills" in report
+    # the held-out variant (a layout and wording training never has) ran too, and each
+    # unsolved run says what it did
+    assert summary["stages"]["eval"]["varied"]["total"] == 1 and "layouts and wording" in report
+    assert all(r["failure"] for r in map(json.loads, (out / "eval" / "results.jsonl").read_text().splitlines())
+               if not r["solved"])
     results = [json.loads(l) for l in (out / "eval" / "results.jsonl").read_text().splitlines()]
     assert len(results) == sum(summary["heldout"][t]["total"] for t in summary["heldout"])
     print(f"smoke speedrun held-out: {summary['heldout']}")
@@ -94,6 +101,20 @@ def test_speedrun_refuses_a_directory_of_another_preset(tmp_path):
                         "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert "another --out" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_run_from_before_a_new_setting_resumes_while_the_setting_keeps_its_default(tmp_path):
+    import dataclasses
+    from groundup.errors import UserError
+    from groundup.speedrun.pipeline import check_out_dir
+    from groundup.speedrun.presets import PRESETS
+    cpu = PRESETS["cpu"]
+    old = cpu.to_dict()
+    del old["sft_name_drills"]                       # written before the setting existed
+    (tmp_path / "preset.json").write_text(json.dumps(old))
+    check_out_dir(tmp_path, cpu)                     # same recipe: resumes
+    with pytest.raises(UserError, match="another --out"):
+        check_out_dir(tmp_path, dataclasses.replace(cpu, sft_name_drills=500))
 
 
 def _only(out: Path, stages: str) -> subprocess.CompletedProcess:

@@ -183,3 +183,18 @@ def test_templates_are_canonical_so_mutations_touch_only_the_bug():
             ast.parse(mutated)
             changed = [a for a, b in zip(unit.code.splitlines(), mutated.splitlines()) if a != b]
             assert m.new is None or changed == [m.old], (t.key, m)
+
+
+def test_a_seed_still_gives_the_same_task():
+    """The held-out set is the same 100 tasks from run to run (docs/08 compares runs on it):
+    a change to the generator that moves a random draw would silently swap it. Fingerprints
+    of one task per tier and split, recorded when the tier builders were split out."""
+    import hashlib
+    import json
+    want = {(1, "train", 100000): "5404aedd56f6e383", (1, "heldout", 1100000): "5d77bc2e0551cc8c",
+            (2, "train", 200000): "05d5a8bc801ecf79", (2, "heldout", 1200000): "afe34d59cc499688",
+            (3, "train", 300000): "42003bcf176f3689", (3, "heldout", 1300000): "1a6d5516e0b0fdb5"}
+    for (tier, split, seed), fingerprint in want.items():
+        t = generate_task(seed, tier, split)
+        got = hashlib.sha256(json.dumps([t.record(), t.files], sort_keys=True).encode()).hexdigest()
+        assert got[:16] == fingerprint, (tier, split, seed)
