@@ -37,6 +37,17 @@ STAGES = ["tokenizer", "pretrain", "tasks", "trajectories", "sft", "eval"]
 NEEDS = {"tokenizer": [], "pretrain": ["tokenizer"], "tasks": [], "trajectories": ["tasks"],
          "sft": ["pretrain", "trajectories"], "eval": ["sft", "tasks"]}
 HELDOUT_SEED = 1_000_000      # held-out task seeds start here; training seeds start at 0
+# what the pretrained model is asked to continue for the report card's sample: after a bare
+# "def " a model of this size writes what follows "def"-less lines most often in its corpus --
+# the codec tables (`0x41: 0x41,  # LATIN CAPITAL LETTER A`, 12% of the standard library's
+# bytes) -- so it gets a real function first and continues after the next "def "
+SAMPLE_PROMPT = '''def read_lines(path):
+    """Return the lines of the file at path, without their newlines."""
+    with open(path) as f:
+        return [line.rstrip("\\n") for line in f]
+
+
+def '''
 
 
 def corpus_files(preset: Preset) -> list[Path]:
@@ -121,7 +132,7 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
         batch_size=p.pretrain_batch, seq_len=p.pretrain_seq, eval_every=p.eval_every,
         save_every=p.save_every, seed=p.seed, compile=p.compile, dtype=p.dtype,
         tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction,
-        induction_match=p.induction_match, optimizer=p.optimizer))
+        induction_match=p.induction_match, optimizer=p.optimizer, sample_prompt=SAMPLE_PROMPT))
     meta = read_meta(out / "data")                                       # the tokenized corpus
     stats = _run_stats(run)
     return {**stats, "params": _params(run), "depth": p.depth, "optimizer": p.optimizer,
@@ -130,7 +141,7 @@ def stage_pretrain(out: Path, p: Preset) -> dict[str, Any]:
             # by 15 -- docs/08)
             "passes": round((stats.get("tokens") or 0) / max(meta["tokens"]["train"], 1), 2),
             "wired_induction": p.wire_induction, "induction_match": p.induction_match,
-            "seq_len": p.pretrain_seq, "batch_size": p.pretrain_batch,
+            "seq_len": p.pretrain_seq, "batch_size": p.pretrain_batch, "sample_prompt": SAMPLE_PROMPT,
             "wall_s_this_session": round(time.monotonic() - t0, 1)}
 
 

@@ -199,7 +199,12 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
                   "model can copy from step 0, and learns the language faster"]
         L += [""]
         if pt.get("sample"):
-            L += ["A sample from the pretrained model:", "", "```python", str(pt["sample"]), "```", ""]
+            prompt = pt.get("sample_prompt") or "def "
+            L += ["A sample from the pretrained model (temperature 0.8, top 40), continuing the "
+                  "prompt above the marked line: Python-shaped text from a 2M-parameter model "
+                  "that has read a third of its corpus once, not working code:", "", "```python",
+                  prompt.removesuffix("def ").rstrip("\n"), "", "# ---- the model, from here ----",
+                  ("def " if prompt.endswith("def ") else "") + str(pt["sample"]), "```", ""]
         if "base" in plots:
             L += [f"![pretraining loss]({plots['base']})", ""]
     L += ["## Fine-tuning on agent trajectories", ""]
