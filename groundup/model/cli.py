@@ -81,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {out} is a directory: GGUF export writes one file (e.g. {out / 'model.gguf'})")
         if not (model_dir / "config.json").is_file():
             raise UserError(f"{model_dir} is not a model directory (no config.json)")
-        info = export_gguf(model_dir, out, args.dtype)
+        from groundup.chat.template import load_chat_template
+        template = load_chat_template(model_dir)
+        info = export_gguf(model_dir, out, args.dtype, template.source if template else None)
         print(f"exported {info['arch']} ({info['dtype']}, {info['tensors']} tensors, {info['vocab']} tokens, "
               f"pre-tokenizer {info['pre']}{', chat template' if info['chat_template'] else ''}) to {out}")
         return 0

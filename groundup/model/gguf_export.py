@@ -111,10 +111,12 @@ def _tensors(model, arch: str):
         yield "output.weight", model.lm_head.weight
 
 
-def export_gguf(model_dir: Path, out: Path, dtype: str | None = None) -> dict:
-    """Write `out` (.gguf); returns a summary {arch, tensors, vocab, pre, dtype}."""
+def export_gguf(model_dir: Path, out: Path, dtype: str | None = None,
+                chat_template: str | None = None) -> dict:
+    """Write `out` (.gguf); returns a summary {arch, tensors, vocab, pre, dtype}.
+    `chat_template` is the Jinja source to carry (the caller reads it with the chat layer,
+    which sits beside this one and is not imported from here)."""
     gguf = _gguf()
-    from groundup.chat.template import load_chat_template
     from groundup.model.checkpoint import load_model
 
     if dtype not in (None, "float32", "float16"):
@@ -186,9 +188,8 @@ def export_gguf(model_dir: Path, out: Path, dtype: str | None = None) -> dict:
         w.add_add_bos_token(cfg.arch == "llama")     # Llama-style models start every text with BOS
     if eos:
         w.add_eos_token_id(eos[0])
-    template = load_chat_template(model_dir)
-    if template is not None:
-        w.add_chat_template(template.source)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
 
     n = 0
     for name, t in _tensors(model, arch):
@@ -201,4 +202,4 @@ def export_gguf(model_dir: Path, out: Path, dtype: str | None = None) -> dict:
     w.write_tensors_to_file()
     w.close()
     return {"arch": arch, "tensors": n, "vocab": cfg.vocab_size, "pre": pre,
-            "dtype": "float16" if half else "float32", "chat_template": template is not None}
+            "dtype": "float16" if half else "float32", "chat_template": chat_template is not None}
