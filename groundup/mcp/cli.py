@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("serve", help="serve the agent's tools and the workspace's files over MCP",
                        description="Serve read_file, grep, glob and list_dir (confined to the "
-                                   "root, as in the agent) and the workspace's files as "
+                                   "root, as in the agent), search_code when the workspace has "
+                                   "an index (`groundup index`), and the workspace's files as "
                                    "resources, to any MCP client. Speaks 2026-07-28 and 2025-11-25.")
     p.add_argument("--transport", choices=("stdio", "http"), default="stdio",
                    help="stdio (the client starts this command) or Streamable HTTP (default: stdio)")
@@ -113,7 +114,11 @@ def serve(args: argparse.Namespace, root: Path) -> int:
     s = load_settings(served.resolve())
     permissions = Permissions(mode=args.permission_mode or s.permission_mode,
                               allow=list(s.allow), deny=list(s.deny))
-    server = McpServer(served, allow_writes=args.allow_writes, permissions=permissions)
+    from groundup.agent.search_code import search_code_sources
+    # search_code (retrieval) when the workspace has an index (`groundup index`)
+    sources = search_code_sources(served.resolve(), permissions.readable)
+    server = McpServer(served, allow_writes=args.allow_writes, permissions=permissions,
+                       sources=sources)
     if args.transport == "stdio":
         if args.token:
             raise UserError("--token is for --transport http (a stdio server is started by "

@@ -2,7 +2,9 @@
 MCP client (Claude Desktop, Cursor, the official SDK, groundup itself).
 
     tools       read_file, grep, glob, list_dir      (+ edit_file, write_file, bash with
-                                                      allow_writes; + ToolSources you pass in)
+                                                      allow_writes; + ToolSources you pass in:
+                                                      `groundup mcp serve` passes search_code
+                                                      when the workspace has an index)
     resources   every file of the workspace that git would not ignore, as file:// URIs
 
 One `McpServer` answers both eras. How a request is read (2026-07-28 basic/versioning.mdx,
@@ -74,7 +76,7 @@ class McpServer:
         self.root = Path(root).resolve()
         self.permissions = permissions or Permissions(mode="default")
         tools = list(READ_TOOLS) + (list(WRITE_TOOLS) if allow_writes else [])
-        # sources: more ToolSources to serve -- the hook for search_code (retrieval, issue #25)
+        # sources: more ToolSources to serve (search_code, from mcp/cli.py)
         self.toolbox = Toolbox(self.root, permissions=self.permissions, tools=tools,
                                sources=sources)
         self.info = {**IMPLEMENTATION, "name": name}
