@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("groundup.rag.cli", "build or refresh a workspace's retrieval index (BM25 + embeddings)"),
     "search": ("groundup.rag.cli", "search the retrieval index: bm25, dense or hybrid"),
     "embed": ("groundup.rag.cli", "embed texts with the sentence encoder (all-MiniLM-L6-v2)"),
+    "ask": ("groundup.rag.ask_cli", "answer a question from the workspace's index, with cited sources"),
     "eval": ("groundup.tasks.eval_cli", "evaluate a model as a coding agent on tasks"),
     "serve": ("groundup.serve.cli", "an OpenAI-compatible server (and web chat page) on a model"),
     "speedrun": ("groundup.speedrun", "the main job: tokenizer -> pretrain -> SFT -> agent eval -> report"),
