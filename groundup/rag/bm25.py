@@ -20,7 +20,8 @@ Design choices:
   while the exact identifier still scores highest (it matches more terms).
 - Sparse, column by column (CSC): for each term the sorted document ids that contain it and
   its counts there. A query touches only its own terms' columns -- work proportional to the
-  postings read, not to the corpus -- and scoring is three numpy lines per term.
+  postings read, not to the corpus. Each posting's whole contribution is computed once for
+  the corpus (`weights`), so a query term is one numpy gather-add.
 - Scores equal `bm25s` (method "lucene", same k1 and b) within float tolerance on the same
   tokens: a test checks. A repeated query term counts each time, as in bm25s and rank_bm25.
 """
@@ -104,6 +105,19 @@ class BM25:
         # k1 * norm(d) for every document, computed once
         self.k1_norm = (self.k1 * (1 - self.b + self.b * self.doc_len / max(avgdl, 1e-9))
                         ).astype(np.float32)
+        self._weights: np.ndarray | None = None
+
+    @property
+    def weights(self) -> np.ndarray:
+        """(P,) float32: each posting's whole contribution idf(t) * tf / (tf + k1 * norm(d)),
+        computed once for the corpus (as bm25s does at indexing), so a query only adds."""
+        if self._weights is None:
+            df = np.diff(self.indptr).astype(np.float64)                      # (V,)
+            idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))          # (V,)
+            per_posting = np.repeat(idf.astype(np.float32), np.diff(self.indptr))
+            tf = self.tfs
+            self._weights = (per_posting * tf / (tf + self.k1_norm[self.doc_ids])).astype(np.float32)
+        return self._weights
 
     def idf(self, term: str) -> float:
         t = self.vocab.get(term)
@@ -118,8 +132,7 @@ class BM25:
             if t is None:
                 continue
             lo, hi = self.indptr[t], self.indptr[t + 1]
-            ids, tf = self.doc_ids[lo:hi], self.tfs[lo:hi]                    # (df,)
-            out[ids] += np.float32(self.idf(term)) * tf / (tf + self.k1_norm[ids])
+            out[self.doc_ids[lo:hi]] += self.weights[lo:hi]     # ids unique within a term
         return out
 
     def top_k(self, query: str, k: int = 10) -> list[tuple[int, float]]:

@@ -19,7 +19,8 @@ Design choices:
 - Queries that repeat within the data set are dropped (ambiguous: two right answers), and
   so are one- or two-word first sentences and functions of fewer than three lines.
 - The three methods run on the same pools in one run; `dense-f16` reruns dense with the
-  vectors rounded to float16 (what `groundup index --dtype float16` stores), to price it.
+  vectors rounded to float16 (what `groundup index --dtype float16` stores), to price it;
+  `hybrid-1:1` is the fusion with equal weights, beside the default 0.3 : 1 (search.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from groundup.rag.bm25 import BM25, tokenize
-from groundup.rag.search import rrf
+from groundup.rag.search import WEIGHTS, rrf
 
 PUBLISHED = {"NBoW (CodeSearchNet, Python)": 0.19, "CodeBERT (CodeSearchNet, Python)": 0.67}
 
@@ -113,7 +114,8 @@ def evaluate_pool(pool: list[Pair], embedder=None,
                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, list]:
     """Ranks of each query's target under each method, on one pool."""
     bm = BM25.build([tokenize(p.code) for p in pool])
-    ranks: dict[str, list] = {"bm25": [], "dense": [], "hybrid": [], "dense-f16": []}
+    ranks: dict[str, list] = {"bm25": [], "dense": [], "hybrid": [], "hybrid-1:1": [],
+                              "dense-f16": []}
     lexical_orders = []
     for i, p in enumerate(pool):
         s = bm.scores(tokenize(p.query))
@@ -122,7 +124,7 @@ def evaluate_pool(pool: list[Pair], embedder=None,
         lexical_orders.append(order)
         ranks["bm25"].append(rank_of_target(order, i))
     if embedder is None:
-        del ranks["dense"], ranks["hybrid"], ranks["dense-f16"]
+        del ranks["dense"], ranks["hybrid"], ranks["hybrid-1:1"], ranks["dense-f16"]
         return ranks
     done = [0]
 
@@ -142,8 +144,10 @@ def evaluate_pool(pool: list[Pair], embedder=None,
         ranks["dense"].append(rank_of_target(dense, i))
         ranks["dense-f16"].append(rank_of_target(
             np.lexsort((np.arange(len(pool)), -sims16[i]))[:10].tolist(), i))
-        fused = [d for d, _ in rrf([lexical_orders[i], dense])]
+        fused = [d for d, _ in rrf([lexical_orders[i], dense], list(WEIGHTS))]
         ranks["hybrid"].append(rank_of_target(fused, i))
+        equal = [d for d, _ in rrf([lexical_orders[i], dense])]
+        ranks["hybrid-1:1"].append(rank_of_target(equal, i))
     return ranks
 
 

@@ -42,7 +42,7 @@ def test_bm25_dense_hybrid_on_stdlib_pools(tiny_bert_dir):
     pairs = build_pairs(default_corpus_files()[:150])
     result = evaluate(pairs, pool_size=100, pools=1, embedder=Embedder(tiny_bert_dir))
     methods = result["methods"]
-    assert set(methods) == {"bm25", "dense", "hybrid", "dense-f16"}
+    assert set(methods) == {"bm25", "dense", "hybrid", "hybrid-1:1", "dense-f16"}
     # BM25 on real docstrings vs code is far better than chance (10 / 100 at rank <= 10)
     assert methods["bm25"]["recall@10"] > 0.4 and methods["bm25"]["mrr@10"] > 0.2
     for v in methods.values():
