@@ -8,15 +8,20 @@ used -- so `groundup --help` is instant (no torch import) and no layer's CLI kno
 
 With no command (or only options such as `-p TASK`), `groundup` is the coding agent, like
 `claude`: interactive in a terminal, headless with `-p`.
+
+What goes wrong is reported in one place, `groundup.errors.guard`: a user's mistake is one line
+and exit 2, a failure one line and exit 1, Ctrl-C 130, SIGTERM 143, and a bug one line naming
+the log file that holds its traceback. Argument values are checked as they are parsed
+(`groundup.argtypes`), before a command does anything.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
-from groundup.errors import UserError
+from groundup.argtypes import Parser
+from groundup.errors import UserError, guard
 
 # name -> (module, one-line help). Order is the order of `groundup --help`, which follows
 # the data flow through the layers.
@@ -62,36 +67,31 @@ def run_command(name: str, argv: list[str]) -> int:
         if e.name == module_name:
             raise UserError(f"`groundup {name}` is not built yet in this version") from None
         raise
-    parser = argparse.ArgumentParser(prog=f"groundup {name}", description=help_)
+    parser = Parser(prog=f"groundup {name}", description=help_)
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     return int(module.run(args) or 0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] in ("-h", "--help"):
-            print(_top_help())
-            return 0
-        if argv and argv[0] in ("-V", "--version"):
-            from groundup import __version__
-            print(f"groundup {__version__}")
-            return 0
-        if argv and argv[0] in COMMANDS:
-            return run_command(argv[0], argv[1:])
-        if argv and not argv[0].startswith("-"):
-            raise UserError(f"unknown command {argv[0]!r}; run `groundup --help` to list them "
-                            f"(to give the agent a task, use `groundup -p {argv[0]!r}`)")
-        return run_command("agent", argv)
-    except UserError as e:
-        print(f"groundup: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
+def dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(_top_help())
         return 0
+    if argv and argv[0] in ("-V", "--version"):
+        from groundup import __version__
+        print(f"groundup {__version__}")
+        return 0
+    if argv and argv[0] in COMMANDS:
+        return run_command(argv[0], argv[1:])
+    if argv and not argv[0].startswith("-"):
+        raise UserError(f"unknown command {argv[0]!r}; run `groundup --help` to list them "
+                        f"(to give the agent a task, use `groundup -p {argv[0]!r}`)")
+    return run_command("agent", argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    # signal handlers only when this is the process's entry point, not a test calling main()
+    return guard(lambda: dispatch(list(sys.argv[1:] if argv is None else argv)), signals=argv is None)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,7 @@ from groundup.agent.session import Session
 from groundup.agent.subagents import Subagents, load_definitions
 from groundup.agent.summary import context_window
 from groundup.agent.settings import Settings
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM: unwinds like Ctrl-C (so running commands are killed), but ends the session."""
+from groundup.errors import Terminated   # SIGTERM: unwinds like Ctrl-C, reported as exit 143
 
 
 TERM_RECEIVED = threading.Event()
@@ -135,7 +132,7 @@ def build_agent(args: argparse.Namespace, root: Path, s: Settings, model: Any,
                           permissions)
         sandbox.check()                    # no bwrap: refuse to start, never run unsandboxed
     compact = s.compact_prompt if s.compact_prompt is not None else \
-        bool(getattr(model, "compact_prompt", False))
+        bool(model.compact_prompt)
     # our small models know only the core tools: no subagents for them
     subagents = None if compact else Subagents(load_definitions(root))
     agent = Agent(model, root, max_steps=s.max_steps, max_seconds=s.max_seconds,

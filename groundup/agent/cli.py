@@ -8,8 +8,8 @@ Design choices:
 - Everything that can be wrong with the input (workspace, settings, model string, API key,
   endpoint) is checked before the first model call, and reported as one line (UserError).
 - Headless (`-p`) never asks: actions that need approval are refused and the model is told
-  why, so a CI job cannot hang on a prompt. Exit codes: 0 done, 1 error or limit, 130
-  interrupted.
+  why, so a CI job cannot hang on a prompt. Exit codes: 0 done, 1 error or limit, 2 bad
+  input (before anything ran), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 - `stream-json` prints the loop's own events (loop.py), one JSON object per line, flushed as
   they happen; `json` prints one object at the end.
 """
@@ -19,20 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from groundup.agent.build import build_agent, hook_line, mcp_of, on_sigterm, sessions_dir
 from groundup.agent.commands import expand_command
 from groundup.agent.permissions import MODES
 from groundup.agent.session import Session
 from groundup.agent.settings import Settings, load_settings
-from groundup.errors import UserError
+from groundup.argtypes import existing_dir, positive_float, positive_int
+from groundup.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UserError
 
-EXIT_CODES = {"end_turn": 0, "interrupted": 130}
+EXIT_CODES = {"end_turn": 0, "interrupted": EXIT_INTERRUPTED, "terminated": EXIT_TERMINATED}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,9 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-format", choices=("text", "json", "stream-json"), default="text",
                         help="headless output: the final text, one JSON object, or one JSON "
                              "event per line as it happens")
-    parser.add_argument("--max-steps", type=int, metavar="N", help="stop after N model turns")
-    parser.add_argument("--max-seconds", type=float, metavar="S", help="stop after S seconds")
-    parser.add_argument("--max-tokens", type=int, metavar="N",
+    parser.add_argument("--max-steps", type=positive_int, metavar="N", help="stop after N model turns")
+    parser.add_argument("--max-seconds", type=positive_float, metavar="S",
+                        help="stop after S seconds (waiting on the model included)")
+    parser.add_argument("--max-tokens", type=positive_int, metavar="N",
                         help="stop once the run used N tokens (prompt + completion, all turns)")
     parser.add_argument("-c", "--continue", dest="continue_", action="store_true",
                         help="continue the latest session in this workspace")
@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="list this workspace's sessions and exit")
     parser.add_argument("--cwd", metavar="DIR", default=".",
                         help="the workspace: the agent's tools cannot leave it (default: .)")
-    parser.add_argument("--add-dir", action="append", default=[], metavar="DIR",
+    parser.add_argument("--add-dir", action="append", default=[], metavar="DIR", type=existing_dir,
                         help="another directory the tools may use (repeatable)")
     parser.add_argument("--sandbox", action="store_const", const=True, default=None,
                         help="run every bash command under bubblewrap: only the workspace "
@@ -116,26 +116,8 @@ def load_agent_model(s: Settings) -> Any:
     if s.base_url:
         options["base_url"] = s.base_url
     model = load_model(s.model, **options)
-    check = getattr(model, "check", None)      # a provider that can ping its endpoint does
-    if callable(check):
-        check()
-    else:
-        check_reachable(getattr(model, "base_url", None) or getattr(model, "url", None))
+    model.check()               # no server, key refused, unknown model: said now, in one line
     return model
-
-
-def check_reachable(url: str | None, timeout: float = 5.0) -> None:
-    """Can we open a TCP connection to the endpoint? Catches the common mistakes (server not
-    started, wrong port, typo in the host) before the session starts, in one line."""
-    if not url:
-        return
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
-    except OSError as e:
-        raise UserError(f"cannot reach {url} ({e.strerror or e}): is the server running, and "
-                        "is --base-url right?") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     root, s = resolve_settings(args)
     # `kill PID` (SIGTERM) stops a run like Ctrl-C does: the running command's process group
-    # is killed and the session closed cleanly, instead of orphaning a test server
+    # is killed and the session closed cleanly, instead of orphaning a test server; the
+    # result says "terminated" and the exit code is 143 (errors.Terminated)
     on_sigterm()
     if args.task is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):

@@ -1,9 +1,9 @@
 """Compaction: what the model is shown when the whole conversation no longer fits.
 
 Our own small models have a context of 1-2k tokens, and even large ones fill up on a long
-session. Every provider reports a prompt that does not fit as a ProviderError whose message
-starts with "context overflow"; the loop then asks for a smaller *view* of the conversation
-and tries again, one level harsher each time:
+session. Every provider reports a prompt that does not fit as a `ContextOverflow` (a
+ProviderError); the loop then asks for a smaller *view* of the conversation and tries again,
+one level harsher each time:
 
     level 0   everything
     level 1   old tool results (all but the last two) replaced by a one-line stub
@@ -26,10 +26,6 @@ from typing import Any
 
 MAX_LEVEL = 6
 KEEP_RECENT_RESULTS = 2
-
-
-def is_overflow(error: Exception) -> bool:
-    return "context overflow" in str(error).lower()
 
 
 def compact(messages: list[dict[str, Any]], level: int) -> list[dict[str, Any]]:

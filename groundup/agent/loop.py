@@ -28,11 +28,13 @@ Design choices (after mini-swe-agent):
 - Ctrl-C (KeyboardInterrupt) cancels the turn: the running command's process group is
   killed (shell.py), unanswered calls get an "interrupted" result so the history stays valid
   for every API, and `run` returns with stop_reason "interrupted". The session goes on.
-- Near the model's context window (or on a "context overflow" from the provider), `query`
+- Near the model's context window (or on a ContextOverflow from the provider), `query`
   asks the model for a summary that replaces the old turns in what it is shown next
   (summary.py); a model that summarises badly gets a compacted *view* instead -- old tool
   output stubbed, then old turns dropped (compact.py). The messages and the session file
   keep everything.
+- The wall-time limit (`max_seconds`) also bounds the wait for the model: a server that never
+  answers stops the run at the deadline (providers.base.within), not at its read timeout.
 - Events (`on_event`) are plain dicts, the same ones `--output-format stream-json` prints.
 - The user's hooks (hooks.py) run at four visible points: `run` (SessionStart,
   UserPromptSubmit), `step` (Stop), and `run_tool`, which wraps every tool call in
@@ -54,7 +56,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from groundup.agent.checkpoints import Checkpoints, turn_starts
-from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
+from groundup.agent.compact import MAX_LEVEL, compact
 from groundup.agent.cost import Price, cost_usd
 from groundup.agent.hooks import Hooks, Outcome
 from groundup.agent.permissions import Permissions
@@ -65,8 +67,9 @@ from groundup.agent.summary import (AUTO_FRACTION, MIN_NEW_MESSAGES, estimate_to
                                     latest_summary, summarise, view)
 from groundup.agent.tools import CORE_TOOLS, Toolbox, ToolResult, ToolSource
 from groundup.chat.types import ToolCall
-from groundup.providers.base import (Finish, Model, ProviderError, TextDelta, ToolCallEvent,
-                                     Usage)
+from groundup.errors import Terminated
+from groundup.providers.base import (ContextOverflow, DeadlineExceeded, Finish, Model,
+                                     ProviderError, TextDelta, ToolCallEvent, Usage, within)
 
 
 class Submitted(Exception):
@@ -89,7 +92,8 @@ class AgentResult:
     usage: Usage
     is_error: bool
     stop_reason: str     # "end_turn" | "max_steps" | "max_seconds" | "max_tokens" |
-                         # "format_errors" | "repeats" | "interrupted" | "error" | "blocked"
+                         # "format_errors" | "repeats" | "interrupted" | "terminated" | "error" |
+                         # "blocked"
     session_id: str | None = None
     session_path: Path | None = None
     seconds: float = 0.0
@@ -136,7 +140,7 @@ class Agent:
         if self.permissions is None:
             self.permissions = Permissions(mode=self.permission_mode)
         if self.compact_prompt is None:
-            self.compact_prompt = bool(getattr(self.model, "compact_prompt", False))
+            self.compact_prompt = bool(self.model.compact_prompt)
         # compact mode is for our own small models: the short prompt and the core tools they
         # were trained with (tools.CORE_TOOLS)
         self.toolbox = Toolbox(self.root, self.extra_dirs, self.permissions,
@@ -177,9 +181,11 @@ class Agent:
             result, stop, is_error = f"model error: {e}", "error", True
         except PromptBlocked as e:
             result, stop, is_error = str(e.args[0]), "blocked", True
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             self.answer_pending()
-            result, stop, is_error = "interrupted by the user", "interrupted", True
+            result, stop, is_error = (("terminated (SIGTERM)", "terminated", True)
+                                      if isinstance(e, Terminated) else
+                                      ("interrupted by the user", "interrupted", True))
         res = AgentResult(result, self.messages, self.steps, self.usage, is_error, stop,
                           self.session.id if self.session else None,
                           self.session.path if self.session else None,
@@ -240,10 +246,10 @@ class Agent:
             try:
                 text, calls, finish = self.stream(compact(view(self.messages), self.compact_level))
                 break
-            except ProviderError as e:
+            except ContextOverflow:
                 # too long for the model: a summary first (summary.py), then smaller and
                 # smaller stubbed views (compact.py)
-                if not is_overflow(e) or self.compact_level >= MAX_LEVEL:
+                if self.compact_level >= MAX_LEVEL:
                     raise
                 if not summarised:
                     summarised = True
@@ -301,15 +307,21 @@ class Agent:
         text: list[str] = []
         calls: list[ToolCall] = []
         finish = Finish("stop")
-        for ev in self.model.stream(view, self.toolbox.schemas(),
-                                    max_tokens=self.max_output_tokens):
-            if isinstance(ev, TextDelta):
-                text.append(ev.text)
-                self.emit({"type": "text", "text": ev.text})
-            elif isinstance(ev, ToolCallEvent):
-                calls.append(ev.call)
-            elif isinstance(ev, Finish):
-                finish = ev
+        # the wall-time limit holds while the model is thinking too (a stalled server, a slow
+        # local generation): `within` gives up at the deadline even if the stream is blocked
+        try:
+            for ev in within(self.model.stream(view, self.toolbox.schemas(),
+                                               max_tokens=self.max_output_tokens), self.toolbox.deadline):
+                if isinstance(ev, TextDelta):
+                    text.append(ev.text)
+                    self.emit({"type": "text", "text": ev.text})
+                elif isinstance(ev, ToolCallEvent):
+                    calls.append(ev.call)
+                elif isinstance(ev, Finish):
+                    finish = ev
+        except DeadlineExceeded:
+            raise LimitsExceeded("max_seconds", f"stopped: the run took longer than {self.max_seconds:g} "
+                                                "seconds (while waiting for the model)") from None
         return text, calls, finish
 
     def execute(self, calls: list[ToolCall]) -> None:

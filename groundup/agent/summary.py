@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from groundup.agent.compact import MAX_LEVEL, compact, is_overflow
-from groundup.providers.base import Model, ProviderError, Usage, collect
+from groundup.agent.compact import MAX_LEVEL, compact
+from groundup.providers.base import ContextOverflow, Model, ProviderError, Usage, collect
 
 AUTO_FRACTION = 0.8          # compact once a turn used this much of the window
 MIN_NEW_MESSAGES = 4         # ...and at least this many messages came since the last summary
@@ -92,9 +92,10 @@ def summarise(model: Model, messages: list[dict[str, Any]], instructions: str = 
                                                  [], max_tokens=max_tokens))
             usage += finish.usage
             break
+        except ContextOverflow:
+            continue                   # too long even to summarise: a more stubbed view
         except ProviderError as e:
-            if not is_overflow(e):
-                return None, f"the model could not summarise ({e})", usage
+            return None, f"the model could not summarise ({e})", usage
     else:
         return None, "even a stubbed view is too long to summarise", usage
     text = (reply.get("content") or "").strip()

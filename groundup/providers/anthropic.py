@@ -32,6 +32,8 @@ Design choices:
 - Prompt caching is on: `cache_control` marks the system prompt and the newest message
   (mark_cache_breakpoints), and usage reports cache reads and writes separately, since they
   are billed at 0.1x and 1.25x the input price (agent/cost.py).
+- Every event is checked for the shape above (`http.field`); a stream that ends without
+  `message_stop` or a stop_reason was cut off, and is an error, not an empty answer.
 """
 
 from __future__ import annotations
@@ -40,14 +42,12 @@ import json
 import os
 from typing import Any, Iterator
 
-import httpx
-
 from groundup.chat.format import ToolSet
 from groundup.chat.types import ToolCall, new_call_id
-from groundup.providers.base import (Event, Finish, ProviderError, TextDelta, ToolCallEvent,
-                                     Usage)
-from groundup.providers.http import (HTTPOptions, check_base_url, error_message, parse_data, post_stream, probe,
-                                     sse_events)
+from groundup.providers.base import (ContextOverflow, Event, Finish, ProviderError, ServerError,
+                                     TextDelta, ToolCallEvent, Usage)
+from groundup.providers.http import (HTTPOptions, check_base_url, error_message, field, malformed,
+                                     parse_data, probe, stream_sse)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -86,42 +86,50 @@ def to_anthropic(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, An
 
 
 class AnthropicModel:
+    compact_prompt = False
+
     def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None, *,
-                 max_tokens: int = 8192, temperature: float | None = None, timeout: float = 600.0,
-                 max_retries: int = 4, backoff_base: float = 1.0, **_ignored: Any):
+                 max_tokens: int = 8192, temperature: float | None = None, timeout: float | None = None,
+                 max_retries: int | None = None, backoff_base: float = 1.0, **_ignored: Any):
         self.model = name
         self.name = f"anthropic:{name}"
         base = check_base_url(base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL)
+        self.base_url = base
         self.url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
         self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not self.api_key:
             raise ProviderError("ANTHROPIC_API_KEY is not set: export your Anthropic API key")
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self.opts = HTTPOptions(timeout=timeout, max_retries=max_retries, backoff_base=backoff_base)
-        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=self.opts.connect_timeout))
+        self.opts = HTTPOptions.make(timeout, max_retries, backoff_base)
+        self.client = self.opts.client()
 
-    def explain(self, status: int, body: bytes) -> str:
+    def explain(self, status: int, body: bytes) -> ProviderError:
+        """The exception for an HTTP error answer: what happened and what to do."""
         msg = error_message(body)
         low = msg.lower()
         if status == 401:
-            return f"{self.url} refused the API key (401: {msg}): check ANTHROPIC_API_KEY"
+            return ProviderError(f"{self.url} refused the API key (401: {msg}): check ANTHROPIC_API_KEY")
         if "prompt is too long" in low or "context" in low and "exceed" in low:
-            return f"context overflow: the conversation is longer than {self.model}'s context ({msg})"
+            return ContextOverflow(f"context overflow: the conversation is longer than {self.model}'s "
+                                   f"context ({msg})")
         if status == 404:
             if "model" in low:
-                return f"unknown model {self.model!r} ({msg})"
-            return f"{self.url} does not exist (404): is the base URL right (e.g. https://api.anthropic.com)?"
+                return ProviderError(f"unknown model {self.model!r} ({msg})")
+            return ProviderError(f"{self.url} does not exist (404): is the base URL right "
+                                 "(e.g. https://api.anthropic.com)?")
         if status in (429, 529):
-            return f"{self.url} is rate limited or overloaded even after retries ({status}: {msg})"
-        return f"{self.url} failed with HTTP {status}: {msg}"
+            return ServerError(f"{self.url} is rate limited or overloaded even after retries ({status}: {msg})")
+        if status >= 500:
+            return ServerError(f"{self.url} failed with HTTP {status} even after retries: {msg}")
+        return ProviderError(f"{self.url} failed with HTTP {status}: {msg}")
 
     def check(self) -> None:
         """Before a session: reachable, key accepted, model known (GET /v1/models/{model})."""
         headers = {"x-api-key": self.api_key or "", "anthropic-version": API_VERSION}
         status, body = probe(self.client, self.url.removesuffix("/messages") + f"/models/{self.model}", headers)
         if status in (401, 403):
-            raise ProviderError(self.explain(401, body))
+            raise self.explain(401, body)
         if status == 404 and b"not_found_error" in body:
             raise ProviderError(f"unknown model {self.model!r} ({error_message(body)})")
 
@@ -145,49 +153,57 @@ class AnthropicModel:
         toolset = ToolSet(tools) if tools else ToolSet(None)
         blocks: dict[int, dict[str, Any]] = {}    # index -> the block being streamed
         usage, reason = Usage(), "stop"
-        resp = post_stream(self.client, self.url, headers, body, self.opts, self.explain)
-        try:
-            for event, data in sse_events(resp, self.url):
-                ev = parse_data(data, self.url)
-                kind = ev.get("type") or event
-                if kind == "message_start":
-                    u = (ev.get("message") or {}).get("usage") or {}
-                    usage.prompt_tokens = sum(u.get(k) or 0 for k in (
-                        "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
-                    usage.cache_read_tokens = u.get("cache_read_input_tokens") or 0
-                    usage.cache_write_tokens = u.get("cache_creation_input_tokens") or 0
-                    usage.completion_tokens = u.get("output_tokens") or 0
-                elif kind == "content_block_start":
-                    block = dict(ev["content_block"])
-                    block["partial_json"] = ""
-                    blocks[ev["index"]] = block
-                    if block.get("type") == "text" and block.get("text"):
-                        yield TextDelta(block["text"])
-                elif kind == "content_block_delta":
-                    delta, block = ev["delta"], blocks.get(ev["index"], {})
-                    if delta.get("type") == "text_delta" and delta.get("text"):
-                        yield TextDelta(delta["text"])
-                    elif delta.get("type") == "input_json_delta":
-                        block["partial_json"] = block.get("partial_json", "") + delta.get("partial_json", "")
-                elif kind == "content_block_stop":
-                    block = blocks.pop(ev["index"], {})
-                    if block.get("type") == "tool_use":
-                        yield ToolCallEvent(tool_use_call(block, toolset))
-                elif kind == "message_delta":
-                    stop = (ev.get("delta") or {}).get("stop_reason")
-                    if stop:
-                        reason = STOP_REASONS.get(stop, stop)
-                    out = (ev.get("usage") or {}).get("output_tokens")
-                    if out is not None:
-                        usage.completion_tokens = out      # cumulative, not a delta
-                elif kind == "error":
-                    err = ev.get("error") or {}
-                    raise ProviderError(f"{self.url} failed mid-stream: {err.get('type', 'error')}: "
-                                        f"{err.get('message', '')}")
-                elif kind == "message_stop":
-                    break
-        finally:
-            resp.close()
+        url, complete = self.url, False
+        for event, data in stream_sse(self.client, url, headers, body, self.opts, self.explain):
+            ev = parse_data(data, url)
+            kind = field(ev, "type", str, url, "event") or event
+            if kind == "message_start":
+                u = field(field(ev, "message", dict, url, kind, {}), "usage", dict, url, "message", {})
+                usage.prompt_tokens = sum(field(u, k, int, url, "usage", 0) for k in (
+                    "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+                usage.cache_read_tokens = field(u, "cache_read_input_tokens", int, url, "usage", 0)
+                usage.cache_write_tokens = field(u, "cache_creation_input_tokens", int, url, "usage", 0)
+                usage.completion_tokens = field(u, "output_tokens", int, url, "usage", 0)
+            elif kind == "content_block_start":
+                block = dict(field(ev, "content_block", dict, url, kind) or {})
+                index = field(ev, "index", int, url, kind)
+                if not block or index is None:
+                    raise malformed(url, f"{kind} without content_block or index")
+                block["partial_json"] = ""
+                blocks[index] = block
+                if block.get("type") == "text" and block.get("text"):
+                    yield TextDelta(str(block["text"]))
+            elif kind == "content_block_delta":
+                delta = field(ev, "delta", dict, url, kind, {})
+                block = blocks.get(field(ev, "index", int, url, kind), {})
+                text = field(delta, "text", str, url, "delta")
+                if delta.get("type") == "text_delta" and text:
+                    yield TextDelta(text)
+                elif delta.get("type") == "input_json_delta":
+                    block["partial_json"] = block.get("partial_json", "") + field(
+                        delta, "partial_json", str, url, "delta", "")
+            elif kind == "content_block_stop":
+                block = blocks.pop(field(ev, "index", int, url, kind), {})
+                if block.get("type") == "tool_use":
+                    yield ToolCallEvent(tool_use_call(block, toolset))
+            elif kind == "message_delta":
+                stop = field(field(ev, "delta", dict, url, kind, {}), "stop_reason", str, url, "delta")
+                if stop:
+                    reason, complete = STOP_REASONS.get(stop, stop), True
+                out = field(field(ev, "usage", dict, url, kind, {}), "output_tokens", int, url, "usage")
+                if out is not None:
+                    usage.completion_tokens = out      # cumulative, not a delta
+            elif kind == "error":
+                err = field(ev, "error", dict, url, kind, {})
+                raise ServerError(f"{url} failed mid-stream: {err.get('type', 'error')}: "
+                                  f"{err.get('message', '')}")
+            elif kind == "message_stop":
+                complete = True
+                break
+        if not complete:
+            raise malformed(url, "the stream ended before the answer was complete (no message_stop, "
+                                 "no stop_reason): the connection was cut or the server is not "
+                                 "streaming the Messages API")
         yield Finish(reason, usage)
 
 

@@ -47,9 +47,7 @@ def open_model(args: argparse.Namespace):
         return load_model(spec, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                           seed=args.seed, max_tokens=args.max_tokens)
     model = load_model(spec, base_url=args.base_url, temperature=args.temperature)
-    check = getattr(model, "check", None)    # fail now, in one line, if the endpoint is wrong
-    if callable(check):
-        check()
+    model.check()                            # fail now, in one line, if the endpoint is wrong
     return model
 
 

@@ -16,8 +16,8 @@ Design choices:
   eos such as <|im_end|> / <|eot_id|>); the parser is given the same markers as strings, in
   case one arrives as text.
 - A prompt that does not leave room for an answer (`min_room` tokens, or max_tokens if less)
-  is a ProviderError ("context overflow"), the same error the HTTP providers raise, so the
-  agent can compact and retry whatever the model.
+  is a ContextOverflow, the same error the HTTP providers raise, so the agent can compact and
+  retry whatever the model.
 - Sampling options (temperature, top_p, top_k, seed) are constructor options; greedy by default
   so that runs are reproducible. `stream(..., sampling={...})` overrides them for one call
   (reinforcement learning samples each attempt of a group with its own seed through one
@@ -40,7 +40,7 @@ from typing import Any, Iterator
 
 from groundup.chat.format import StreamParser, render_prompt
 from groundup.chat.template import load_chat_template
-from groundup.providers.base import Event, Finish, ProviderError, ToolCallEvent, Usage
+from groundup.providers.base import ContextOverflow, Event, Finish, ProviderError, ToolCallEvent, Usage
 from groundup.tokenizer.special import EOS, EOT
 
 # end-of-turn tokens of the common HF templates, used as stop tokens when the tokenizer has them
@@ -48,6 +48,8 @@ HF_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "
 
 
 class LocalModel:
+    base_url = None                 # in-process: no endpoint
+
     def __init__(self, path: str | Path, *, temperature: float = 0.0, top_p: float = 1.0,
                  top_k: int = 0, seed: int | None = None, max_tokens: int = 1024,
                  min_room: int = 128, dtype: str | None = None, device: str | None = None,
@@ -57,8 +59,10 @@ class LocalModel:
         self.path = Path(path)
         self.name = f"local:{self.path}"
         if not (self.path / "config.json").is_file():
-            raise ProviderError(f"{self.path} is not a model directory (no config.json): give the "
-                                "directory that training or `groundup export` wrote")
+            what = ("is a file, not a model directory" if self.path.is_file() else "does not exist"
+                    if not self.path.exists() else "is not a model directory (no config.json)")
+            raise ProviderError(f"{self.path} {what}: give the directory that training or "
+                                "`groundup export` wrote")
         # one conversation at a time (no scheduler): each turn's prompt starts with the last
         # turn's prompt and answer, and the engine prefills only what is new
         self.engine = load_engine(self.path, dtype=dtype, device=device, prefix_cache=batch <= 1)
@@ -89,6 +93,9 @@ class LocalModel:
         if batch > 1:                  # shared by threads: one decode step serves every conversation
             from groundup.engine.scheduler import Scheduler
             self.scheduler = Scheduler(self.engine, max_batch=batch, max_len=self.engine.max_seq_len)
+
+    def check(self) -> None:
+        """Nothing to reach: a directory that loads is a model that answers."""
 
     @property
     def shareable(self) -> bool:
@@ -136,7 +143,7 @@ class LocalModel:
         if room < min(wanted, self.min_room):
             # an answer squeezed into a few tokens would be cut mid-call: better let the agent
             # compact the conversation (it retries on "context overflow") than waste a step
-            raise ProviderError(f"context overflow: the prompt is {len(ids)} tokens, which leaves "
+            raise ContextOverflow(f"context overflow: the prompt is {len(ids)} tokens, which leaves "
                                 f"{max(room, 0)} of {self.path.name}'s {self.engine.max_seq_len} for "
                                 f"the answer (at least {min(wanted, self.min_room)} needed)")
         params = SamplingParams(max_new_tokens=min(wanted, room), stop_ids=self.stop_ids,

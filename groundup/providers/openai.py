@@ -20,6 +20,9 @@ Design choices:
   schema, as soon as they are complete: when a later index starts, or when the stream ends.
 - Arguments that are not valid JSON become a ToolCall with `error` set, never an exception.
 - The API key is required only for the official endpoint: local servers usually need none.
+- Every chunk is checked for the shape above (`http.field`): a server that sends something
+  else is an error naming the server and the field, and a stream that ends without
+  `[DONE]` or a finish_reason is an error too (it was cut off) -- never an empty success.
 """
 
 from __future__ import annotations
@@ -29,14 +32,12 @@ import os
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
-import httpx
-
 from groundup.chat.format import ToolSet
 from groundup.chat.types import ToolCall
-from groundup.providers.base import (Event, Finish, ProviderError, TextDelta, ToolCallEvent,
-                                     Usage)
-from groundup.providers.http import (HTTPOptions, check_base_url, error_message, parse_data, post_stream, probe,
-                                     sse_events)
+from groundup.providers.base import (ContextOverflow, Event, Finish, ProviderError, ServerError,
+                                     TextDelta, ToolCallEvent, Usage)
+from groundup.providers.http import (HTTPOptions, check_base_url, error_message, field, malformed,
+                                     parse_data, probe, stream_sse)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -68,9 +69,11 @@ def to_openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class OpenAIModel:
+    compact_prompt = False
+
     def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None, *,
-                 temperature: float | None = None, timeout: float = 600.0, max_retries: int = 4,
-                 backoff_base: float = 1.0, **_ignored: Any):
+                 temperature: float | None = None, timeout: float | None = None,
+                 max_retries: int | None = None, backoff_base: float = 1.0, **_ignored: Any):
         self.model = name
         self.name = f"openai:{name}"
         self.base_url = check_base_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
@@ -81,26 +84,30 @@ class OpenAIModel:
             raise ProviderError("OPENAI_API_KEY is not set: export your key, or point --base-url "
                                 "at an OpenAI-compatible server (vLLM, Ollama, groundup serve...)")
         self.temperature = temperature
-        self.opts = HTTPOptions(timeout=timeout, max_retries=max_retries, backoff_base=backoff_base)
-        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=self.opts.connect_timeout))
+        self.opts = HTTPOptions.make(timeout, max_retries, backoff_base)
+        self.client = self.opts.client()
 
-    def explain(self, status: int, body: bytes) -> str:
+    def explain(self, status: int, body: bytes) -> ProviderError:
+        """The exception for an HTTP error answer: what happened and what to do."""
         msg = error_message(body)
         low = msg.lower()
         where = f"{self.base_url}/chat/completions"
         if status == 401:
-            return (f"{where} refused the API key (401: {msg}): check OPENAI_API_KEY" if self.api_key
-                    else f"{where} needs an API key (401: {msg}): set OPENAI_API_KEY")
+            return ProviderError(f"{where} refused the API key (401: {msg}): check OPENAI_API_KEY"
+                                 if self.api_key else f"{where} needs an API key (401: {msg}): set OPENAI_API_KEY")
         if "context" in low and ("length" in low or "window" in low) or "too many tokens" in low:
-            return f"context overflow: the conversation is longer than {self.model}'s context ({msg})"
+            return ContextOverflow(f"context overflow: the conversation is longer than {self.model}'s "
+                                   f"context ({msg})")
         if status == 404 or "model" in low and ("not found" in low or "does not exist" in low):
             if "model" in low:
-                return f"unknown model {self.model!r} at {self.base_url} ({msg})"
-            return (f"{where} does not exist (404): is the base URL right? It usually ends in /v1, "
-                    "e.g. http://localhost:8000/v1")
+                return ProviderError(f"unknown model {self.model!r} at {self.base_url} ({msg})")
+            return ProviderError(f"{where} does not exist (404): is the base URL right? It usually "
+                                 "ends in /v1, e.g. http://localhost:8000/v1")
         if status == 429:
-            return f"rate limited by {self.base_url} even after retries (429: {msg})"
-        return f"{where} failed with HTTP {status}: {msg}"
+            return ServerError(f"rate limited by {self.base_url} even after retries (429: {msg})")
+        if status >= 500:
+            return ServerError(f"{where} failed with HTTP {status} even after retries: {msg}")
+        return ProviderError(f"{where} failed with HTTP {status}: {msg}")
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -110,7 +117,7 @@ class OpenAIModel:
         (GET /models, which OpenAI, vLLM, SGLang, Ollama, llama.cpp and LM Studio all have.)"""
         status, body = probe(self.client, f"{self.base_url}/models", self.headers())
         if status in (401, 403):
-            raise ProviderError(self.explain(401, body))
+            raise self.explain(401, body)
         if status != 200:
             return                    # no model list here: the first request will tell
         try:
@@ -136,43 +143,48 @@ class OpenAIModel:
         headers = {"Accept": "text/event-stream", **self.headers()}
         url = f"{self.base_url}/chat/completions"
 
-        resp = post_stream(self.client, url, headers, body, self.opts, self.explain)
         pending: dict[int, dict[str, str]] = {}   # index -> {"id", "name", "arguments"}
         done: set[int] = set()                    # indices already emitted
         toolset = ToolSet(tools) if tools else ToolSet(None)
-        finish_reason, usage = "stop", Usage()
-        try:
-            for _, data in sse_events(resp, url):
-                if data.strip() == "[DONE]":
-                    break
-                chunk = parse_data(data, url)
-                if "error" in chunk:             # some servers report errors mid-stream
-                    raise ProviderError(f"{url}: {error_message(data.encode())}")
-                if chunk.get("usage"):
-                    u = chunk["usage"]
-                    usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0,
-                                  # servers with a prompt cache (OpenAI, vLLM) say how much hit it
-                                  cache_read_tokens=(u.get("prompt_tokens_details") or {})
-                                  .get("cached_tokens") or 0)
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if delta.get("content"):
-                        yield TextDelta(delta["content"])
-                    for tc in delta.get("tool_calls") or []:
-                        index = tc.get("index", len(pending) + len(done))
-                        # calls stream one after another: a new index completes the earlier ones
-                        for earlier in sorted(i for i in pending if i < index):
-                            done.add(earlier)
-                            yield ToolCallEvent(parse_arguments(pending.pop(earlier), toolset))
-                        slot = pending.setdefault(index, {"id": "", "name": "", "arguments": ""})
-                        fn = tc.get("function") or {}
-                        slot["id"] = tc.get("id") or slot["id"]
-                        slot["name"] += fn.get("name") or ""
-                        slot["arguments"] += fn.get("arguments") or ""
-                    if choice.get("finish_reason"):
-                        finish_reason = choice["finish_reason"]
-        finally:
-            resp.close()
+        finish_reason, usage, complete = "stop", Usage(), False
+        for _, data in stream_sse(self.client, url, headers, body, self.opts, self.explain):
+            if data.strip() == "[DONE]":
+                complete = True
+                break
+            chunk = parse_data(data, url)
+            if isinstance(chunk, dict) and "error" in chunk:   # some servers report errors mid-stream
+                raise ServerError(f"{url}: {error_message(data.encode())}")
+            u = field(chunk, "usage", dict, url, "chunk")
+            if u:
+                details = field(u, "prompt_tokens_details", dict, url, "usage", {})
+                usage = Usage(field(u, "prompt_tokens", int, url, "usage", 0),
+                              field(u, "completion_tokens", int, url, "usage", 0),
+                              # servers with a prompt cache (OpenAI, vLLM) say how much hit it
+                              cache_read_tokens=field(details, "cached_tokens", int, url,
+                                                      "prompt_tokens_details", 0))
+            for choice in field(chunk, "choices", list, url, "chunk", []):
+                delta = field(choice, "delta", dict, url, "choices[]", {})
+                content = field(delta, "content", str, url, "delta")
+                if content:
+                    yield TextDelta(content)
+                for tc in field(delta, "tool_calls", list, url, "delta", []):
+                    index = field(tc, "index", int, url, "tool_calls[]", len(pending) + len(done))
+                    # calls stream one after another: a new index completes the earlier ones
+                    for earlier in sorted(i for i in pending if i < index):
+                        done.add(earlier)
+                        yield ToolCallEvent(parse_arguments(pending.pop(earlier), toolset))
+                    slot = pending.setdefault(index, {"id": "", "name": "", "arguments": ""})
+                    fn = field(tc, "function", dict, url, "tool_calls[]", {})
+                    slot["id"] = field(tc, "id", str, url, "tool_calls[]") or slot["id"]
+                    slot["name"] += field(fn, "name", str, url, "function", "")
+                    slot["arguments"] += field(fn, "arguments", str, url, "function", "")
+                reason = field(choice, "finish_reason", str, url, "choices[]")
+                if reason:
+                    finish_reason, complete = reason, True
+        if not complete:
+            raise malformed(url, "the stream ended before the answer was complete (no finish_reason, "
+                                 "no [DONE]): the connection was cut or the server is not streaming "
+                                 "Chat Completions")
         for index in sorted(pending):
             yield ToolCallEvent(parse_arguments(pending[index], toolset))
         if (pending or done) and finish_reason == "stop":

@@ -2,8 +2,9 @@
 
 One turn per line: {"content": "text", "tool_calls": [{"name": "read_file",
 "arguments": {"path": "a.py"}}]} (tool_calls optional). Each call to `stream` plays the next
-turn; when the script runs out the model answers with empty text and no tool call, which
-ends an agent run. It is the test double for the agent loop (an *external* model replaced by
+turn. A script with no turns is refused when it is loaded, and a run that asks for a turn
+after the last one gets a ProviderError (the script is too short for what the agent did) --
+never a silent empty answer that would pass for success. It is the test double for the agent loop (an *external* model replaced by
 a recording -- the tools it drives stay real) and a way to demo a session offline.
 A turn may carry {"malformed": "why"} on a tool call to stand for a call the parser rejected.
 """
@@ -19,6 +20,9 @@ from groundup.providers.base import Event, Finish, ProviderError, TextDelta, Too
 
 
 class ReplayModel:
+    compact_prompt = False
+    base_url = None
+
     def __init__(self, path: str | Path, **_options: Any):
         # options meant for other providers (base_url, temperature...) do not apply to a script
         self.path = Path(path)
@@ -38,13 +42,20 @@ class ReplayModel:
                 raise ProviderError(f"{self.path}:{lineno}: each line must be a JSON object "
                                     '{"content": ..., "tool_calls": [...]}')
             self.turns.append(turn)
+        if not self.turns:
+            raise ProviderError(f"replay script {self.path} has no turns: write one assistant turn "
+                                'per line, e.g. {"content": "done"}')
         self.position = 0
+
+    def check(self) -> None:
+        """The script was read and checked when the model was made."""
 
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
                *, max_tokens: int | None = None) -> Iterator[Event]:
         if self.position >= len(self.turns):
-            yield Finish("stop")
-            return
+            raise ProviderError(f"replay script {self.path} ran out: all {len(self.turns)} turns "
+                                "were played and the agent asked for another (end the script "
+                                "with a turn that calls no tool)")
         turn = self.turns[self.position]
         self.position += 1
         text = turn.get("content") or ""

@@ -218,10 +218,8 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m groundup.train VERB ...` (torchrun's entry): the same as `groundup train`."""
-    parser = argparse.ArgumentParser(prog="groundup train", description="pretrain or fine-tune a model")
+    from groundup.argtypes import Parser
+    from groundup.errors import guard
+    parser = Parser(prog="groundup train", description="pretrain or fine-tune a model")
     add_arguments(parser)
-    try:
-        return int(run(parser.parse_args(argv)) or 0)
-    except UserError as e:
-        print(f"groundup: error: {e}", file=sys.stderr)
-        return 2
+    return guard(lambda: run(parser.parse_args(argv)), signals=argv is None)

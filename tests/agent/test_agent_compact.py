@@ -6,22 +6,27 @@ from agent_testlib import call, make_repo, script, turn
 from groundup.agent.compact import compact
 from groundup.agent.loop import Agent
 from groundup.providers import load_model
-from groundup.providers.base import ProviderError
+from groundup.providers.base import ContextOverflow
 
 
 class SmallContext:
     """A replayed model behind a small window: like every provider, it refuses a prompt
-    that does not fit with a "context overflow" ProviderError."""
+    that does not fit with a ContextOverflow."""
+    compact_prompt = False
+    base_url = None
 
     def __init__(self, model_spec: str, limit: int):
         self.inner = load_model(model_spec)
         self.name, self.limit, self.views = "small-context", limit, []
 
+    def check(self) -> None:
+        pass
+
     def stream(self, messages, tools, *, max_tokens=None):
         size = sum(len(str(m.get("content") or "")) + len(json.dumps(m.get("tool_calls") or []))
                    for m in messages)
         if size > self.limit:
-            raise ProviderError(f"context overflow: the prompt is {size} characters, the "
+            raise ContextOverflow(f"context overflow: the prompt is {size} characters, the "
                                 f"window {self.limit}")
         self.views.append(messages)
         yield from self.inner.stream(messages, tools, max_tokens=max_tokens)

@@ -119,7 +119,7 @@ def test_paste_history_and_slash_commands(tmp_path):
     repo = make_repo(tmp_path / "repo", BUGGY)
     model = script(tmp_path / "p.jsonl", [{"content": "Got your two lines."},
                                           {"content": "A fresh start."}])
-    other = script(tmp_path / "other.jsonl", [])
+    other = script(tmp_path / "other.jsonl", [{"content": "the other model"}])
     child = pexpect.spawn(GROUNDUP[0], GROUNDUP[1:] + ["--model", model], cwd=str(repo),
                           env=dict(cli_env(tmp_path), TERM="xterm-256color",
                                    PROMPT_TOOLKIT_NO_CPR="1"),
