@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable, NoReturn
@@ -92,6 +93,14 @@ open_fraction = float_range(0, 1, low_open=True, high_open=True)
 probability = float_range(0, 1, low_open=True)      # top-p: 0 would keep nothing
 
 
+def device(text: str) -> str:
+    """A torch device name: auto, cpu, cuda, cuda:N or mps (whether it exists is checked later,
+    where torch is imported)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}: use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
 def _path(text: str) -> Path:
     if not text or "\x00" in text:
         raise argparse.ArgumentTypeError(f"{text!r} is not a usable path")
@@ -131,7 +140,13 @@ def existing_path(text: str) -> str:
 
 
 def model_dir(text: str) -> str:
-    """A model directory: config.json beside the weights."""
+    """A model directory: config.json (a JSON object) beside whole weights -- checked in pure
+    Python (headers and lengths, groundup.io.safetensors_header), so a truncated or garbled
+    model is refused before torch is even imported."""
+    import json
+
+    from groundup.errors import UserError
+    from groundup.io import safetensors_header
     p = _path(text)
     if p.is_file():
         raise argparse.ArgumentTypeError(
@@ -143,6 +158,19 @@ def model_dir(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text} is not a model directory (no config.json): give the directory that training "
             "or `groundup export` wrote")
+    try:
+        if not isinstance(json.loads((p / "config.json").read_bytes().decode("utf-8")), dict):
+            raise ValueError("not a JSON object")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{p / 'config.json'} is not valid JSON ({e})") from None
+    index = p / "model.safetensors.index.json"
+    shards = sorted(p.glob("model-*.safetensors")) if index.is_file() else [p / "model.safetensors"]
+    try:
+        for f in shards:
+            if f.is_file():       # a missing file is for the loader to name (it knows the layout)
+                safetensors_header(f)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 
@@ -182,3 +210,13 @@ def output_file(text: str) -> str:
     else:
         _writable_parent(p, text)
     return text
+
+
+def checked(check: Callable[[str], object], text: str, option: str) -> None:
+    """A check from this module applied after parsing (when it depends on another option),
+    refused in the same words: `argument --out: ...`."""
+    from groundup.errors import UserError
+    try:
+        check(text)
+    except argparse.ArgumentTypeError as e:
+        raise UserError(f"argument {option}: {e}") from None

@@ -81,6 +81,8 @@ def _apply(s: Settings, data: dict[str, Any], where: str, project: bool = False)
             if value is not None and (not isinstance(value, SCALARS[key])
                                       or (SCALARS[key] is int and isinstance(value, bool))):
                 raise UserError(f"{where}: {key!r} has the wrong type ({value!r})")
+            if key.startswith("max_") and value is not None and not 0 < value < float("inf"):
+                raise UserError(f"{where}: {key!r} must be a positive number, got {value!r}")
             setattr(s, key, value)
         elif key == "permissions":
             if not isinstance(value, dict):

@@ -17,12 +17,18 @@ import json
 import sys
 import time
 
+from groundup.argtypes import (device, float_range, model_dir, nonneg_float, nonneg_int, positive_float,
+                               positive_int, probability)
+
 
 def _ids(s: str) -> list[int]:
     try:
-        return [int(t) for t in s.replace(" ", "").split(",") if t]
+        ids = [int(t) for t in s.replace(" ", "").split(",") if t]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2,3, got {s!r}") from None
+    if not ids or min(ids) < 0:
+        raise argparse.ArgumentTypeError(f"expected one or more token ids >= 0 like 1,2,3, got {s!r}")
+    return ids
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,25 +43,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "token_ids are the generated ids only; text is null for a directory without a tokenizer.\n"
         "Generation stops at an EOS token, a --stop string, or --max-new-tokens (finish_reason\n"
         "\"stop\" or \"length\"); a text prompt starts with the tokenizer's BOS token if it has one.")
-    parser.add_argument("--model", required=True, metavar="DIR",
+    parser.add_argument("--model", required=True, metavar="DIR", type=model_dir,
                         help="model directory: ours or a Hugging Face Llama/Qwen2/Qwen3 one (config.json + safetensors)")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", metavar="TEXT", help="prompt text (needs the directory's tokenizer)")
     src.add_argument("--prompt-ids", type=_ids, metavar="1,2,3", help="prompt as token ids")
-    parser.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="stop after N tokens (default 256)")
-    parser.add_argument("--temperature", type=float, default=0.0, metavar="T",
+    parser.add_argument("--max-new-tokens", type=positive_int, default=256, metavar="N", help="stop after N tokens (default 256)")
+    parser.add_argument("--temperature", type=nonneg_float, default=0.0, metavar="T",
                         help="sampling temperature; 0 = greedy (default)")
-    parser.add_argument("--top-p", type=float, default=1.0, metavar="P", help="nucleus sampling: keep the top tokens up to probability P")
-    parser.add_argument("--top-k", type=int, default=0, metavar="K", help="keep only the K most likely tokens (0 = off)")
-    parser.add_argument("--min-p", type=float, default=0.0, metavar="P", help="drop tokens below P x the top probability")
-    parser.add_argument("--repetition-penalty", type=float, default=1.0, metavar="R",
+    parser.add_argument("--top-p", type=probability, default=1.0, metavar="P", help="nucleus sampling: keep the top tokens up to probability P")
+    parser.add_argument("--top-k", type=nonneg_int, default=0, metavar="K", help="keep only the K most likely tokens (0 = off)")
+    parser.add_argument("--min-p", type=float_range(0, 1, high_open=True), default=0.0, metavar="P", help="drop tokens below P x the top probability")
+    parser.add_argument("--repetition-penalty", type=positive_float, default=1.0, metavar="R",
                         help="> 1 discourages repeating tokens already seen (1 = off)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for sampling (same seed, same text)")
+    parser.add_argument("--seed", type=nonneg_int, default=None, help="random seed for sampling (same seed, same text)")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
                         help="stop when this text appears (repeatable; not included in the output)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                         help="weights dtype (default: bfloat16 on a GPU, float32 on CPU)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
+    parser.add_argument("--device", default=None, type=device, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model first (~1 minute on a CPU; faster decoding after)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with text, ids, usage and timing")
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
                           "decode_s": round(res.timing.decode_s, 4),
                           "decode_tokens_per_s": round(res.timing.decode_tokens_per_s, 2)}}
         print(json.dumps(out, ensure_ascii=False))
+        _note_context(engine, len(prompt_ids), len(res.token_ids), res.finish_reason, args.max_new_tokens)
         return 0
 
     has_text = engine.tokenizer is not None
@@ -101,4 +108,13 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write("\n")
     print(f"[{n} tokens in {elapsed:.2f}s ({n / elapsed if elapsed else 0:.1f} tok/s incl. prefill), "
           f"finish: {finish}, load {load_s:.2f}s]", file=sys.stderr)
+    _note_context(engine, len(prompt_ids), n, finish, args.max_new_tokens)
     return 0
+
+
+def _note_context(engine, prompt_len: int, generated: int, finish: str | None, wanted: int) -> None:
+    """"length" has two causes; when it was the context, not --max-new-tokens, say so."""
+    if finish == "length" and generated < wanted:
+        print(f"note: stopped after {generated} of {wanted} tokens: the prompt ({prompt_len} tokens) "
+              f"and the answer filled the model's context of {engine.max_seq_len} tokens",
+              file=sys.stderr)

@@ -375,7 +375,11 @@ def load_engine(model_dir: str | Path, dtype: str | torch.dtype | None = None,
                 prefix_cache: bool = False) -> Engine:
     """A model directory -> Engine with its tokenizer (if the directory has one) and EOS ids."""
     model_dir = Path(model_dir)
-    dev = torch.device(device) if device is not None else default_device()
+    dev = torch.device(device) if device not in (None, "auto") else default_device()
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device} but torch sees no CUDA GPU -- use --device cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {device} but this machine has no Apple GPU -- use --device cpu")
     dt = parse_dtype(dtype) or default_dtype(dev)
     model = load_model(model_dir, dtype=dt, device=dev)
     tokenizer = _load_tokenizer(model_dir)

@@ -13,7 +13,8 @@ Design choices:
   requested dtype/device, and *assigned* as the parameter (a fused parameter is allocated once
   and its pieces copied into their rows) -- peak memory is one model plus one tensor in flight.
 - Everything that can go wrong with a directory (no config, unsupported architecture, missing
-  shard, a tensor whose shape disagrees with config.json) is a one-line UserError.
+  shard, a truncated or corrupt safetensors file, a tensor whose shape disagrees with
+  config.json) is a one-line UserError.
 - Saving is atomic (groundup.io) and touches only config.json, model.safetensors (and removes a
   stale shard index), so a tokenizer living in the same directory is left alone.
 """
@@ -27,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_save
 
 from groundup.errors import UserError
-from groundup.io import atomic_write_bytes, atomic_write_json
+from groundup.io import atomic_write_bytes, atomic_write_json, safetensors_header
 from groundup.model.config import ModelConfig
 from groundup.model.llama import Transformer
 
@@ -67,19 +68,40 @@ def _weight_files(d: Path) -> dict[str, Path]:
     """tensor name -> the safetensors file that holds it (single file or sharded index)."""
     single, index = d / "model.safetensors", d / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        files = {name: d / f for name, f in weight_map.items()}
+        try:
+            weight_map = json.loads(index.read_bytes().decode("utf-8"))["weight_map"]
+            files = {str(name): d / str(f) for name, f in weight_map.items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise UserError(f"{index} is not a valid shard index (no weight_map): restore or "
+                            "re-export the model") from None
         for f in sorted(set(files.values())):
             if not f.is_file():
                 raise UserError(f"{index.name} lists {f.name}, which is missing from {d}")
+            safetensors_header(f)             # every shard whole, before a tensor is read
         return files
     if single.is_file():
-        with safe_open(single, "pt") as f:
-            return {name: single for name in f.keys()}
+        # checked in pure Python: a truncated or garbled file is one clear line, not a
+        # SafetensorError traceback from deep in a load
+        return {name: single for name in safetensors_header(single) if name != "__metadata__"}
     if list(d.glob("*.bin")) or list(d.glob("*.pth")):
         raise UserError(f"{d} has only PyTorch .bin/.pth weights; convert them to safetensors "
                         "(transformers: model.save_pretrained(dir, safe_serialization=True))")
     raise UserError(f"no weights in {d}: expected model.safetensors or model.safetensors.index.json")
+
+
+def check_model_dir(path: str | os.PathLike) -> ModelConfig:
+    """Everything about a model directory that can be checked without reading the weights:
+    config.json, and every weights file whole (headers and lengths). Cheap; for callers that
+    must refuse a broken directory before they write anything."""
+    d = Path(path)
+    if d.is_file():
+        raise UserError(f"{d} is a file, not a model directory: give the directory that holds "
+                        "config.json and model.safetensors")
+    if not d.is_dir():
+        raise UserError(f"model directory {d} does not exist")
+    cfg = ModelConfig.from_json_file(d / "config.json")
+    _weight_files(d)
+    return cfg
 
 
 def load_model(path: str | os.PathLike, dtype: str | torch.dtype | None = torch.float32,
@@ -87,9 +109,7 @@ def load_model(path: str | os.PathLike, dtype: str | torch.dtype | None = torch.
     """A model directory (ours or HF Llama/Qwen2/Qwen3) -> Transformer in eval mode.
     dtype None keeps the checkpoint's own dtype."""
     d = Path(path)
-    if not d.is_dir():
-        raise UserError(f"model directory {d} does not exist")
-    cfg = ModelConfig.from_json_file(d / "config.json")
+    cfg = check_model_dir(d)
     files = _weight_files(d)
     with torch.device("meta"):
         model = Transformer(cfg)
@@ -117,9 +137,14 @@ def load_model(path: str | os.PathLike, dtype: str | torch.dtype | None = torch.
             row = 0
             for hf, rows in pieces:
                 f = files[hf]
-                if f not in handles:
-                    handles[f] = stack.enter_context(safe_open(f, "pt", device="cpu"))
-                t = handles[f].get_tensor(hf)
+                try:
+                    if f not in handles:
+                        handles[f] = stack.enter_context(safe_open(f, "pt", device="cpu"))
+                    t = handles[f].get_tensor(hf)
+                except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+                    # damage the header check cannot see (an unknown dtype, unreadable bytes)
+                    raise UserError(f"{f} is corrupt: reading {hf} failed ({e}) -- re-export or "
+                                    "re-train the model") from None
                 want = shape if rows == -1 else (rows, *shape[1:])
                 if t.shape != want:
                     raise UserError(f"shape mismatch for {hf}: config.json implies {tuple(want)}, "

@@ -18,6 +18,7 @@ import json
 import shutil
 from pathlib import Path
 
+from groundup.argtypes import checked, model_dir, output_dir, output_file
 from groundup.errors import UserError
 from groundup.io import atomic_write_json
 
@@ -36,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format gguf writes one .gguf file (weights, tokenizer, chat template) that llama.cpp,\n"
         "Ollama and LM Studio run: groundup export --model DIR --format gguf --out model.gguf\n"
         "(needs the gguf package: pip install 'groundup[gguf]').")
-    parser.add_argument("--model", required=True, metavar="DIR", help="the model directory to export")
+    parser.add_argument("--model", required=True, metavar="DIR", type=model_dir,
+                        help="the model directory to export")
     parser.add_argument("--format", default="hf", choices=["hf", "gguf"],
                         help="hf = Hugging Face transformers layout (config.json + safetensors); "
                              "gguf = one llama.cpp file")
@@ -48,10 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def export_hf(model_dir: Path, out: Path, dtype: str | None = None) -> list[str]:
     """Export; returns the names of the files written."""
-    from groundup.model.checkpoint import load_model, parse_dtype, save_model
-
     if out.resolve() == model_dir.resolve():
         raise UserError("--out must differ from --model (export writes a fresh directory)")
+    from groundup.model.checkpoint import load_model, parse_dtype, save_model
+
     model = load_model(model_dir, dtype=parse_dtype(dtype), device="cpu")
     cfg = model.config
     if cfg.eos_token_id is None and ((model_dir / "tokenizer.json").is_file()
@@ -74,6 +76,8 @@ def export_hf(model_dir: Path, out: Path, dtype: str | None = None) -> list[str]
 
 
 def run(args: argparse.Namespace) -> int:
+    # hf writes a directory, gguf one file: the check depends on --format, so it is made here
+    checked(output_file if args.format == "gguf" else output_dir, args.out, "--out")
     model_dir, out = Path(args.model), Path(args.out)
     if args.format == "gguf":
         from groundup.model.gguf_export import export_gguf

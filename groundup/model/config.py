@@ -56,6 +56,13 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict)   # groundup-only metadata (e.g. depth)
 
     def __post_init__(self) -> None:
+        sizes = {"vocab_size": self.vocab_size, "hidden_size": self.dim, "num_hidden_layers": self.n_layers,
+                 "num_attention_heads": self.n_heads, "num_key_value_heads": self.n_kv_heads,
+                 "head_dim": self.head_dim, "intermediate_size": self.ffn_dim,
+                 "max_position_embeddings": self.max_seq_len}
+        for name, value in sizes.items():   # a hand-edited or damaged config.json lands here
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"config.json: {name} must be a positive integer, got {value!r}")
         if self.n_heads % self.n_kv_heads:
             raise UserError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.n_kv_heads}"
                             " -- grouped-query attention shares each kv head among a whole group")
@@ -150,13 +157,17 @@ class ModelConfig:
         if not path.is_file():
             raise UserError(f"no config.json at {path} -- is this a model directory?")
         try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path} is not valid JSON ({e})") from None
+            d = json.loads(path.read_bytes().decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{path} is not valid JSON ({e}): restore or re-export the model") from None
+        if not isinstance(d, dict):
+            raise UserError(f"{path} is not a JSON object: restore or re-export the model")
         try:
             return cls.from_hf_dict(d)
         except KeyError as e:
             raise UserError(f"{path} lacks the field {e.args[0]!r}") from None
+        except (TypeError, ValueError, ZeroDivisionError, AttributeError, IndexError) as e:
+            raise UserError(f"{path} has a field of the wrong type or value ({e})") from None
 
     def replace(self, **kw: Any) -> "ModelConfig":
         return dataclasses.replace(self, **kw)

@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from groundup.argtypes import nonneg_float, nonneg_int, positive_int, probability
 from groundup.errors import UserError
 
 
@@ -25,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a model directory (ours or a HF Llama/Qwen2/Qwen3 one), or a provider "
                         "spec: local:DIR, openai:NAME, anthropic:NAME, replay:FILE")
     p.add_argument("--system", default=None, help="a system prompt for the conversation")
-    p.add_argument("--max-tokens", type=int, default=512, help="the most tokens per answer (default 512)")
-    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature, 0 = greedy (default 0.7)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (default 0.95)")
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens, 0 = off")
-    p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible answers")
+    p.add_argument("--max-tokens", type=positive_int, default=512, help="the most tokens per answer (default 512)")
+    p.add_argument("--temperature", type=nonneg_float, default=0.7, help="sampling temperature, 0 = greedy (default 0.7)")
+    p.add_argument("--top-p", type=probability, default=0.95, help="nucleus sampling (default 0.95)")
+    p.add_argument("--top-k", type=nonneg_int, default=0, help="keep the k most likely tokens, 0 = off")
+    p.add_argument("--seed", type=nonneg_int, default=None, help="random seed, for reproducible answers")
     p.add_argument("--base-url", default=None, help="for openai:/anthropic: models, the API's URL")
 
 
@@ -41,9 +42,11 @@ def open_model(args: argparse.Namespace):
     if prefix not in PROVIDERS or Path(spec).exists():
         spec = f"local:{spec}"
     if spec.startswith("local:"):
-        if not Path(spec[len("local:"):]).is_dir():
-            raise UserError(f"model directory {spec[len('local:'):]} not found: give a directory with "
-                            "config.json (or a spec such as openai:gpt-4o-mini)")
+        path = Path(spec[len("local:"):])
+        if not path.is_dir():
+            what = "is a file, not a model directory" if path.is_file() else "not found"
+            raise UserError(f"model directory {path} {what}: give a directory with config.json "
+                            "(or a spec such as openai:gpt-4o-mini)")
         return load_model(spec, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                           seed=args.seed, max_tokens=args.max_tokens)
     model = load_model(spec, base_url=args.base_url, temperature=args.temperature)

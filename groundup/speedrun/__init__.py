@@ -12,6 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
+from groundup.argtypes import output_dir
 from groundup.errors import UserError
 
 
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
                         help="smoke: ~3 minutes, proves every stage works; cpu (default): a 2-core "
                              "laptop, ~30 minutes; gpu: one GPU")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=output_dir, default=None,
                         help="run directory (default: runs/<preset>)")
     parser.add_argument("--stop-after", default=None,
                         choices=STAGES,
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from groundup.speedrun.report import format_transcript, solved_transcript, write_report
 
     preset = PRESETS[args.preset]
-    out = args.out or Path("runs") / preset.name
+    out = Path(args.out) if args.out else Path("runs") / preset.name
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     console.print(f"[bold]groundup speedrun[/bold] — preset {preset.name!r}, run directory {out}")

@@ -77,15 +77,22 @@ def load_task(task_dir: str | Path) -> TaskInfo:
     task_dir = Path(task_dir)
     path = task_dir / "task.json"
     try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        rec = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as e:        # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise UserError(f"cannot read {path}: {e} -- a task is a directory with task.json "
                         "and repo/") from None
+    if not isinstance(rec, dict):
+        raise UserError(f"{path} is not a JSON object -- a task is a directory with task.json and repo/")
     missing = [k for k in ("id", "problem_statement", "fail_to_pass") if k not in rec]
     if missing or not (task_dir / "repo").is_dir():
         raise UserError(f"{task_dir} is not a task: task.json needs id, problem_statement, "
                         f"fail_to_pass, pass_to_pass (missing: {missing}) and a repo/ beside it")
-    return TaskInfo(task_dir, str(rec["id"]), rec["problem_statement"], list(rec["fail_to_pass"]),
+    lists = {k: rec.get(k, []) for k in ("fail_to_pass", "pass_to_pass")}
+    bad = [k for k, v in lists.items() if not (isinstance(v, list) and all(isinstance(t, str) for t in v))]
+    if bad or not isinstance(rec.get("tier", 0) or 0, int):
+        raise UserError(f"{path}: {', '.join(bad) or 'tier'} has the wrong type (test ids are lists of "
+                        "strings such as \"tests.test_x.T.test_y\"; tier is 1, 2 or 3)")
+    return TaskInfo(task_dir, str(rec["id"]), str(rec["problem_statement"]), list(rec["fail_to_pass"]),
                     list(rec.get("pass_to_pass", [])), int(rec.get("tier", 0) or 0),
                     str(rec.get("bug_kind", "unknown")), rec)
 

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from groundup.argtypes import existing_path, nonneg_int, output_dir, output_file, positive_int
 from groundup.errors import UserError
 from groundup.tasks import TIER_MEANING
 
@@ -26,6 +27,15 @@ def _tiers(text: str) -> list[int]:
     return tiers
 
 
+def tiers(text: str) -> list[int]:
+    """argparse type for --tier (the same check as _tiers, refused while parsing)."""
+    import argparse
+    try:
+        return _tiers(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--tier {text!r}: ")) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Bug-fix tasks for coding agents, in the shape SWE-bench uses: "
                           "DIR/<id>/task.json (problem_statement, fail_to_pass, pass_to_pass, "
@@ -37,25 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        + "; ".join(f"Tier {t}: {m}" for t, m in TIER_MEANING.items())
                        + ". The heldout split uses other seeds and identifiers never used in "
                        "train.")
-    g.add_argument("--n", type=int, default=10, help="tasks per tier (default 10)")
-    g.add_argument("--tier", default="1", help="1, 2, 3 or a list like 1,2,3 (default 1)")
+    g.add_argument("--n", type=positive_int, default=10, help="tasks per tier (default 10)")
+    g.add_argument("--tier", default=[1], type=tiers, help="1, 2, 3 or a list like 1,2,3 (default 1)")
     g.add_argument("--split", choices=("train", "heldout"), default="train")
-    g.add_argument("--seed", type=int, default=0, help="first seed; task i uses seed+i")
-    g.add_argument("--out", required=True, metavar="DIR", help="directory to write tasks into")
+    g.add_argument("--seed", type=nonneg_int, default=0, help="first seed; task i uses seed+i")
+    g.add_argument("--out", required=True, metavar="DIR", type=output_dir, help="directory to write tasks into")
 
     v = sub.add_parser("validate", help="check that each task fails as given and passes "
                        "once its gold edits are applied (runs the tests for real)")
-    v.add_argument("tasks", metavar="DIR", help="a task directory or a directory of tasks")
+    v.add_argument("tasks", metavar="DIR", type=existing_path, help="a task directory or a directory of tasks")
 
     o = sub.add_parser("oracle", help="record oracle trajectories (JSONL) for fine-tuning",
                        description="Solve each task with the agent's real tools, driven by a "
                        "policy that knows the gold edit, and write one conversation per line: "
                        '{"task", "messages", "tools"}. Only tasks made by `groundup tasks '
                        'generate` carry the gold edits this needs.')
-    o.add_argument("--tasks", required=True, metavar="DIR")
-    o.add_argument("--out", required=True, metavar="FILE.jsonl")
-    o.add_argument("--seed", type=int, default=0, help="seed of the policy's choices")
-    o.add_argument("--workers", type=int, default=1)
+    o.add_argument("--tasks", required=True, metavar="DIR", type=existing_path)
+    o.add_argument("--out", required=True, metavar="FILE.jsonl", type=output_file)
+    o.add_argument("--seed", type=nonneg_int, default=0, help="seed of the policy's choices")
+    o.add_argument("--workers", type=positive_int, default=1)
     o.add_argument("--full-prompt", action="store_true",
                    help="record with the full system prompt instead of the compact one")
     o.add_argument("--no-verify", action="store_true",
@@ -78,11 +88,8 @@ def _status(text: str) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     from groundup.tasks.generate import generate_task
-    if args.n < 1:
-        raise UserError("--n must be at least 1")
-    tiers = _tiers(args.tier)
-    total, done = args.n * len(tiers), 0
-    for tier in tiers:
+    total, done = args.n * len(args.tier), 0
+    for tier in args.tier:
         for i in range(args.n):
             generate_task(args.seed + i, tier, args.split).write(args.out)
             done += 1

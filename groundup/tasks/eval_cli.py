@@ -10,7 +10,9 @@ import argparse
 import re
 from pathlib import Path
 
+from groundup.argtypes import existing_path, nonneg_int, output_dir, positive_float, positive_int
 from groundup.errors import UserError
+from groundup.tasks.cli import tiers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,23 +29,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="local:PATH | openai:NAME | anthropic:NAME | replay:FILE")
     a.add_argument("--base-url", metavar="URL", help="endpoint for openai: models")
     src = a.add_mutually_exclusive_group(required=True)
-    src.add_argument("--tasks", metavar="DIR",
+    src.add_argument("--tasks", metavar="DIR", type=existing_path,
                      help="a directory of tasks (DIR/<id>/task.json + repo/), or one task")
-    src.add_argument("--generate", type=int, metavar="N",
+    src.add_argument("--generate", type=positive_int, metavar="N",
                      help="generate N tasks per tier into OUT/tasks first")
-    a.add_argument("--tier", default="1", help="with --generate: 1, 2, 3 or e.g. 1,2,3")
+    a.add_argument("--tier", default=[1], type=tiers, help="with --generate: 1, 2, 3 or e.g. 1,2,3")
     a.add_argument("--split", choices=("train", "heldout"), default="heldout",
                    help="with --generate (default heldout)")
-    a.add_argument("--seed", type=int, default=0, help="with --generate: first seed")
-    a.add_argument("--out", metavar="DIR",
+    a.add_argument("--seed", type=nonneg_int, default=0, help="with --generate: first seed")
+    a.add_argument("--out", metavar="DIR", type=output_dir,
                    help="results directory (default runs/eval/<model>)")
-    a.add_argument("--workers", type=int, default=1, help="tasks run in parallel (default 1)")
-    a.add_argument("--batch", type=int, default=0, metavar="N",
+    a.add_argument("--workers", type=positive_int, default=1, help="tasks run in parallel (default 1)")
+    a.add_argument("--batch", type=nonneg_int, default=0, metavar="N",
                    help="local: models -- one model with a continuous-batching engine of N slots "
                         "serves all workers (use N = --workers on a GPU; default: a model per worker)")
-    a.add_argument("--max-steps", type=int, default=12, help="model turns per task (default 12)")
-    a.add_argument("--max-seconds", type=float, help="wall-time limit per task")
-    a.add_argument("--max-repeats", type=int, default=0, metavar="N",
+    a.add_argument("--max-steps", type=positive_int, default=12, help="model turns per task (default 12)")
+    a.add_argument("--max-seconds", type=positive_float, help="wall-time limit per task")
+    a.add_argument("--max-repeats", type=nonneg_int, default=0, metavar="N",
                    help="stop a run when the model has made the same call with the same result "
                         "N times: it is going in circles (default 0: off)")
     a.add_argument("--fresh", action="store_true",
@@ -69,12 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_repeats < 0 or args.max_repeats == 1:
         raise UserError("--max-repeats must be 0 (off) or at least 2: a call made once is no repeat")
     if args.generate is not None:
-        from groundup.tasks.cli import _tiers
         from groundup.tasks.generate import generate_task
-        if args.generate < 1:
-            raise UserError("--generate must be at least 1")
         tasks = []
-        for tier in _tiers(args.tier):
+        for tier in args.tier:
             for i in range(args.generate):
                 task = generate_task(args.seed + i, tier, args.split)
                 if not (out / "tasks" / task.id / "task.json").exists():

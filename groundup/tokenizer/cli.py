@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from groundup.argtypes import existing_path, int_range, output_dir
 from groundup.errors import UserError
 
 EPILOG = """examples:
@@ -33,18 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("train", help="train a byte-level BPE tokenizer on a corpus",
                        description="Train a byte-level BPE tokenizer. The vocabulary size counts "
                        "the 256 byte tokens, the learned merges and the 32 special tokens.")
-    p.add_argument("--input", nargs="+", metavar="PATH",
+    p.add_argument("--input", nargs="+", metavar="PATH", type=existing_path,
                    help="files or directories (.py/.pyi/.txt/.md/.rst under directories); "
                    "default: the embedded corpus, this Python's standard library without tests")
-    p.add_argument("--vocab-size", type=int, default=8192, help="total vocabulary size "
+    p.add_argument("--vocab-size", type=int_range(288), default=8192, help="total vocabulary size "
                    "(default 8192; at least 288)")
-    p.add_argument("--out", required=True, help="directory to write the tokenizer to "
+    p.add_argument("--out", required=True, type=output_dir, help="directory to write the tokenizer to "
                    "(other files in it are kept)")
     p.add_argument("--pattern", help="pre-tokenization regex (default: the GPT-4 style split)")
 
     p = sub.add_parser("encode", help="text -> token ids",
                        description="Encode text (from --text, else stdin) into token ids.")
-    p.add_argument("--tokenizer", required=True, metavar="PATH", help=TOKENIZER_HELP)
+    p.add_argument("--tokenizer", required=True, metavar="PATH", type=existing_path, help=TOKENIZER_HELP)
     p.add_argument("--text", help="the text to encode (default: read stdin)")
     p.add_argument("--json", action="store_true", help='print {"ids": [...]} instead of "1,2,3"')
     p.add_argument("--allow-special", action="store_true",
@@ -54,15 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("decode", help="token ids -> text",
                        description="Decode token ids into text. Invalid UTF-8 (a split "
                        "character) is shown as U+FFFD.")
-    p.add_argument("--tokenizer", required=True, metavar="PATH", help=TOKENIZER_HELP)
+    p.add_argument("--tokenizer", required=True, metavar="PATH", type=existing_path, help=TOKENIZER_HELP)
     p.add_argument("--ids", help='ids as "1,2,3" (or JSON); default: read stdin, which may be the '
                    "output of `encode --json`")
 
     p = sub.add_parser("stats", help="vocabulary size and bytes per token on a corpus",
                        description="Show a tokenizer's vocabulary and its compression "
                        "(UTF-8 bytes per token) on a corpus.")
-    p.add_argument("--tokenizer", required=True, metavar="PATH", help=TOKENIZER_HELP)
-    p.add_argument("--input", nargs="+", metavar="PATH",
+    p.add_argument("--tokenizer", required=True, metavar="PATH", type=existing_path, help=TOKENIZER_HELP)
+    p.add_argument("--input", nargs="+", metavar="PATH", type=existing_path,
                    help="files or directories to measure on (default: the embedded corpus)")
 
 

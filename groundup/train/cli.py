@@ -14,7 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from groundup.argtypes import (device, existing_dir, existing_file, existing_path, float_range, int_range,
+                               model_dir, nonneg_float, nonneg_int, output_dir, output_file,
+                               positive_float, positive_int)
 from groundup.errors import UserError
+
+VAL_FRACTION = float_range(0, 1, high_open=True)     # 0: no validation split; 1 would leave no training data
 
 EPILOG = """examples:
   groundup train base --depth 4 --steps 500 --out runs/base          # embedded stdlib corpus
@@ -27,33 +32,35 @@ EPILOG = """examples:
 
 
 def _loop_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="run directory (becomes a model directory when done)")
-    p.add_argument("--steps", type=int, default=500, help="optimizer steps (default 500)")
-    p.add_argument("--batch-size", type=int, default=32,
+    p.add_argument("--out", required=True, type=output_dir,
+                   help="run directory (becomes a model directory when done)")
+    p.add_argument("--steps", type=positive_int, default=500, help="optimizer steps (default 500)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
                    help="global batch: sequences per optimizer step over all processes (default 32)")
-    p.add_argument("--micro-batch", type=int, default=None,
+    p.add_argument("--micro-batch", type=positive_int, default=None,
                    help="sequences per forward pass per process; the rest is gradient accumulation "
                         "(default: batch-size / processes)")
-    p.add_argument("--seq-len", type=int, default=256, help="tokens per training sequence (default 256)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: derived from width)")
-    p.add_argument("--warmup-steps", type=int, default=None, help="linear warmup steps (default 5%% of steps)")
-    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay on matrices")
+    p.add_argument("--seq-len", type=int_range(2), default=256, help="tokens per training sequence (default 256)")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: derived from width)")
+    p.add_argument("--warmup-steps", type=nonneg_int, default=None, help="linear warmup steps (default 5%% of steps)")
+    p.add_argument("--weight-decay", type=nonneg_float, default=None, help="AdamW weight decay on matrices")
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "muon"],
                    help="adamw (default) or muon: orthogonalised momentum for the matrices inside "
                         "the blocks, AdamW for embeddings and norms (train/muon.py)")
-    p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm (default 1.0)")
-    p.add_argument("--eval-every", type=int, default=100,
-                   help="validation loss, bits/byte and a sample every N steps (default 100)")
-    p.add_argument("--eval-tokens", type=int, default=32768, help="validation tokens per evaluation")
-    p.add_argument("--save-every", type=int, default=100, help="checkpoint every N steps (default 100)")
+    p.add_argument("--grad-clip", type=positive_float, default=1.0, help="clip the gradient norm (default 1.0)")
+    p.add_argument("--eval-every", type=nonneg_int, default=100,
+                   help="validation loss, bits/byte and a sample every N steps (default 100; 0: at the end only)")
+    p.add_argument("--eval-tokens", type=positive_int, default=32768, help="validation tokens per evaluation")
+    p.add_argument("--save-every", type=nonneg_int, default=100,
+                   help="checkpoint every N steps (default 100; 0: at the end only)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last good checkpoint (same settings)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, data order and sampling")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed for weights, data order and sampling")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="auto: bf16 autocast on a GPU or a CPU with AMX, else float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--nproc", type=int, default=1,
+    p.add_argument("--device", default="auto", type=device, help="auto | cpu | cuda")
+    p.add_argument("--nproc", type=positive_int, default=1,
                    help="data-parallel processes on this machine, launched with torchrun "
                         "(gloo on CPU, NCCL on GPU)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -68,16 +75,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        description="Pretrain a Llama-style model from scratch. Without --tokenizer a "
                                    "byte-level BPE tokenizer is trained on the data first and kept "
                                    "in the run directory.")
-    b.add_argument("--data", nargs="+", default=None, metavar="PATH",
+    b.add_argument("--data", nargs="+", default=None, metavar="PATH", type=existing_path,
                    help="text files or directories (default: the Python standard library)")
-    b.add_argument("--data-dir", default=None, help="where token shards go (default OUT/data)")
-    b.add_argument("--tokenizer", default=None, help="tokenizer directory (default: train one)")
-    b.add_argument("--vocab-size", type=int, default=4096, help="vocabulary of the trained tokenizer")
-    b.add_argument("--depth", type=int, default=4, help="model size dial: depth layers of width 64*depth")
-    b.add_argument("--context-len", type=int, default=None,
+    b.add_argument("--data-dir", default=None, type=output_dir, help="where token shards go (default OUT/data)")
+    b.add_argument("--tokenizer", default=None, type=existing_path,
+                   help="tokenizer directory (default: train one)")
+    b.add_argument("--vocab-size", type=int_range(288), default=4096,
+                   help="vocabulary of the trained tokenizer (at least 288: 256 bytes + 32 special)")
+    b.add_argument("--depth", type=int_range(1, 64), default=4,
+                   help="model size dial: depth layers of width 64*depth")
+    b.add_argument("--context-len", type=int_range(2), default=None,
                    help="the model's context window (default: --seq-len); set it to the SFT length "
                         "if fine-tuning will use longer sequences")
-    b.add_argument("--val-fraction", type=float, default=0.02, help="documents held out for validation")
+    b.add_argument("--val-fraction", type=VAL_FRACTION, default=0.02, help="documents held out for validation")
     b.add_argument("--tie-embeddings", action="store_true",
                    help="the output head shares the token embedding matrix")
     b.add_argument("--wire-induction", action="store_true",
@@ -91,14 +101,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        description="Supervised fine-tuning. --data is a JSONL file: one conversation "
                                    "per line, {\"messages\": [...], \"tools\": [...]} in groundup's "
                                    "chat format (or pre-rendered {\"ids\": [...], \"mask\": [...]}).")
-    s.add_argument("--init", required=True, help="model directory to start from (e.g. a `train base` run)")
-    s.add_argument("--data", required=True, help="conversations, JSONL")
-    s.add_argument("--val-fraction", type=float, default=0.05, help="conversations held out")
+    s.add_argument("--init", required=True, type=model_dir,
+                   help="model directory to start from (e.g. a `train base` run)")
+    s.add_argument("--data", required=True, type=existing_file, help="conversations, JSONL")
+    s.add_argument("--val-fraction", type=VAL_FRACTION, default=0.05, help="conversations held out")
     _loop_args(s)
     pl = sub.add_parser("plot", help="draw a run's loss curves to PNG",
                         description="Plot training loss, validation loss and bits/byte of a run.")
-    pl.add_argument("run_dir", help="a run directory (holding metrics.jsonl)")
-    pl.add_argument("-o", "--output", default=None, help="PNG path (default RUN_DIR/loss.png)")
+    pl.add_argument("run_dir", type=existing_dir, help="a run directory (holding metrics.jsonl)")
+    pl.add_argument("-o", "--output", default=None, type=output_file, help="PNG path (default RUN_DIR/loss.png)")
 
 
 def _common(args) -> dict:
@@ -186,6 +197,12 @@ def run(args) -> int:
         from groundup.train.plot import plot_run
         print(plot_run(args.run_dir, args.output))
         return 0
+    if args.micro_batch and args.batch_size % (args.micro_batch * args.nproc):
+        raise UserError(f"--batch-size {args.batch_size} is not a multiple of --micro-batch "
+                        f"{args.micro_batch} x {args.nproc} processes -- pick sizes that divide")
+    if args.resume and not (Path(args.out) / "train_config.json").is_file():
+        raise UserError(f"--resume: {args.out} holds no training run to continue -- drop --resume "
+                        "to start a new run there")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch_torchrun(args)
     if args.verb == "base":

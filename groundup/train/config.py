@@ -6,13 +6,20 @@
 
 Design choice: plain dataclasses, saved whole into the run directory's train_config.json, so a
 run says how it was made and a resume can check it continues the same run (COMPATIBLE).
+`check_config` refuses impossible numbers before anything is written (the CLI's argparse types
+catch them first; this is for callers of the library, such as the speedrun).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from groundup.errors import UserError
 
 
 @dataclass(kw_only=True)
@@ -81,3 +88,28 @@ ADDED_DEFAULTS = {"optimizer": "adamw", "induction_match": 1}
 
 def config_dict(cfg: LoopConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def check_config(cfg: LoopConfig) -> None:
+    """The numbers of a run, checked before anything is written."""
+    positive = {"steps": cfg.steps, "batch_size": cfg.batch_size, "seq_len": cfg.seq_len,
+                "eval_tokens": cfg.eval_tokens, "micro_batch": cfg.micro_batch or 1}
+    for name, value in positive.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    for name in ("eval_every", "save_every", "seed"):
+        if getattr(cfg, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(cfg, name)}")
+    if cfg.lr is not None and not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise UserError(f"--lr must be a positive number, got {cfg.lr}")
+    if not 0 <= getattr(cfg, "val_fraction", 0) < 1:
+        raise UserError(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    if not 1 <= getattr(cfg, "depth", 1) <= 64:
+        raise UserError(f"--depth must be between 1 and 64, got {cfg.depth}")
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    micro = cfg.micro_batch or max(1, cfg.batch_size // world)
+    if cfg.batch_size % (micro * world):
+        raise UserError(f"--batch-size {cfg.batch_size} is not a multiple of micro-batch {micro} x "
+                        f"{world} processes -- pick sizes that divide")
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise UserError(f"--out {cfg.out} is a file, not a directory")

@@ -20,8 +20,14 @@ def load_metrics(run_dir: str | os.PathLike) -> tuple[list[dict], list[dict]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise UserError(f"{run_dir} has no metrics.jsonl -- is it a training run directory?")
-    recs = list(read_jsonl(path))
-    return [r for r in recs if "loss" in r], [r for r in recs if "val_loss" in r]
+    recs = [r for r in read_jsonl(path) if _number(r.get("step"))]
+    return ([r for r in recs if _number(r.get("loss"))],
+            [r for r in recs if _number(r.get("val_loss"))])
+
+
+def _number(x) -> bool:
+    """A usable value: records damaged by hand or by a crash are left out of the plot."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
 
 
 def _ema(xs: list[float], alpha: float) -> list[float]:
@@ -57,7 +63,7 @@ def plot_run(run_dir: str | os.PathLike, output: str | os.PathLike | None = None
     ax.set_title(title or f"{Path(run_dir).name}")
     ax.grid(alpha=0.3)
     ax.legend()
-    bpb = [r for r in evals if "val_bpb" in r]
+    bpb = [r for r in evals if _number(r.get("val_bpb"))]
     if bpb:
         ax2.plot([r["step"] for r in bpb], [r["val_bpb"] for r in bpb], "o-", color="tab:green",
                  label="validation bits / byte")
@@ -65,7 +71,7 @@ def plot_run(run_dir: str | os.PathLike, output: str | os.PathLike | None = None
         ax2.legend(loc="upper right")
     if train:
         lr_ax = ax2.twinx()
-        lr_ax.plot(steps, [r["lr"] for r in train], color="tab:gray", linestyle="--", linewidth=0.8)
+        lr_ax.plot(steps, [r["lr"] if _number(r.get("lr")) else float("nan") for r in train], color="tab:gray", linestyle="--", linewidth=0.8)
         lr_ax.set_ylabel("learning rate", color="tab:gray")
     ax2.set_xlabel("step")
     ax2.grid(alpha=0.3)

@@ -4,6 +4,10 @@
     finish_run(d, run, model, tok, cfg)      config.json + model.safetensors + the tokenizer
 
 Design choices:
+- Everything is checked before anything is written (the configuration's numbers, the data, the
+  tokenizer, the starting model: trainer.py and config.check_config), so a typo leaves --out as
+  it was and the corrected command just works; a directory holding only a train_config.json
+  (a run that never started) counts as fresh.
 - A new run refuses a directory that holds something else; a resume refuses a different
   model/data/batch configuration (config.COMPATIBLE); a finished run returns at once, so the
   speedrun re-runs its stages for free. Every refusal says that nothing was overwritten.
@@ -24,15 +28,30 @@ from groundup.train.config import ADDED_DEFAULTS, COMPATIBLE, LoopConfig, config
 from groundup.train.dist import Dist, setup_dist
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, OSError) as e:       # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UserError(f"{path} is unreadable ({e}): the run directory is damaged -- restore the "
+                        "file or choose a new --out") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} is not a JSON object: the run directory is damaged -- choose a new --out")
+    return obj
+
+
 def inspect_run_dir(run: Path, cfg: LoopConfig, kind: str) -> str:
     """'fresh', 'resume' or 'finished'; raises UserError for a directory we must not touch."""
     saved = run / "train_config.json"
+    if saved.exists() and [p.name for p in run.iterdir()] == [saved.name]:
+        return "fresh"     # a run that wrote its configuration and nothing else: nothing to keep
     if not saved.exists():
         if run.exists() and any(run.iterdir()):
             raise UserError(f"{run} exists and is not a groundup training run -- choose a new --out "
                             "(nothing was overwritten)")
         return "fresh"
-    old = json.loads(saved.read_text())
+    old = _read_json(saved)
+    if not isinstance(old.get("config"), dict):
+        raise UserError(f"{saved} has no configuration: the run directory is damaged -- choose a new --out")
     if old.get("kind") != kind:
         raise UserError(f"{run} holds a {old.get('kind')} run, not a {kind} run -- choose a new --out")
     if not cfg.resume:
@@ -45,7 +64,7 @@ def inspect_run_dir(run: Path, cfg: LoopConfig, kind: str) -> str:
         raise UserError(f"cannot resume {run}: its configuration differs ({'; '.join(diff)}) -- "
                         "use the same settings or a new --out (nothing was overwritten)")
     state = run / "train_state.json"
-    if state.exists() and json.loads(state.read_text()).get("step", -1) >= cfg.steps \
+    if state.exists() and _read_json(state).get("step", -1) >= cfg.steps \
             and (run / "model.safetensors").exists():
         return "finished"
     return "resume"

@@ -28,7 +28,7 @@ import torch
 from groundup.errors import UserError
 from groundup.io import read_jsonl
 from groundup.train.circuits import wired_model
-from groundup.train.config import LoopConfig, SFTConfig, TrainConfig   # noqa: F401  (re-exported)
+from groundup.train.config import LoopConfig, SFTConfig, TrainConfig, check_config   # noqa: F401  (re-exported)
 from groundup.train.data import open_dataset, prepare_data, prepare_sft_data, token_byte_lengths
 from groundup.train.dist import teardown
 from groundup.train.loop import train_loop
@@ -43,9 +43,18 @@ def pretrain(cfg: TrainConfig) -> Path:
     from groundup.model import ModelConfig, Transformer
     from groundup.tokenizer import default_corpus_files, load_tokenizer, train_tokenizer
 
+    from groundup.tokenizer.corpus import expand_paths
+
+    check_config(cfg)
     if cfg.context_len is not None and cfg.seq_len > cfg.context_len:
         raise UserError(f"--seq-len {cfg.seq_len} is above --context-len {cfg.context_len} -- "
                         "the model cannot attend further than its context")
+    if cfg.data:
+        expand_paths(cfg.data)          # every data path exists and holds text: said before any write
+    if cfg.tokenizer:
+        load_tokenizer(cfg.tokenizer)   # a tokenizer that does not load: said before any write
+    if cfg.data_dir and Path(cfg.data_dir).exists() and not Path(cfg.data_dir).is_dir():
+        raise UserError(f"--data-dir {cfg.data_dir} is a file, not a directory")
     d, run, status = open_run(cfg, "pretrain")
     try:
         if status == "finished":
@@ -106,25 +115,27 @@ def sft(cfg: SFTConfig, examples: Iterable[tuple[Sequence[int], Sequence[int]]] 
     Examples are packed for cfg.seq_len into OUT/data once; a resumed run reuses that.
     `train_extra`: more (ids, mask) pairs for the training rows only (train/copy_data.py).
     """
-    from groundup.model import ModelConfig, load_model
+    from groundup.model import load_model
+    from groundup.model.checkpoint import check_model_dir
     from groundup.tokenizer import load_tokenizer
     from groundup.tokenizer.special import EOT
 
+    check_config(cfg)
     if not cfg.init or not Path(cfg.init).is_dir():
         raise UserError(f"--init {cfg.init!r} is not a model directory -- give a pretraining run "
                         "directory or a model directory")
     if examples is None and (not cfg.data or not Path(cfg.data).exists()):
         raise UserError(f"fine-tuning data {cfg.data!r} does not exist")
-    context = ModelConfig.from_json_file(Path(cfg.init) / "config.json").max_seq_len
-    if cfg.seq_len > context:   # checked before anything is written
+    context = check_model_dir(cfg.init).max_seq_len    # config and weights whole, before any write
+    if cfg.seq_len > context:
         raise UserError(f"--seq-len {cfg.seq_len} is above the context of {cfg.init} ({context} tokens) "
                         f"-- use --seq-len <= {context}, or pretrain with --context-len {cfg.seq_len}")
+    tok = load_tokenizer(cfg.init)
     d, run, status = open_run(cfg, "sft")
     try:
         if status == "finished":
             d.say(f"{run} is already fine-tuned to step {cfg.steps}; nothing to do", cfg.quiet)
             return run
-        tok = load_tokenizer(cfg.init)
         model = load_model(cfg.init)
         model = model.float()   # master weights in float32; autocast does the low precision
         data_dir = Path(cfg.data) if cfg.data else run / "data"
