@@ -145,7 +145,10 @@ def guard(main: Callable[[], int], signals: bool = True) -> int:
         return EXIT_FAILURE
     except RecursionError as e:       # deep input (a JSON nested 10,000 levels) is still a bug here
         return _internal(e)
-    except Exception as e:  # noqa: BLE001 -- the last line of defence: a bug, reported as one
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 -- the last line of defence: a bug, reported as one
+        # (BaseException: a Rust extension's panic, e.g. tiktoken's, derives from it directly)
         return _internal(e)
 
 

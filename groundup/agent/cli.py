@@ -173,7 +173,7 @@ def headless(args: argparse.Namespace, root: Path, s: Settings, model: Any, task
         print(json.dumps(res.to_json(), ensure_ascii=False), flush=True)
     elif fmt == "text":
         print(res.result, flush=True)
-        if res.is_error:
-            print(f"groundup: {res.stop_reason}: {res.result} (session {res.session_id})",
-                  file=sys.stderr)
+    if res.is_error:        # in every format: a script's log shows why, in one line
+        print(f"groundup: {res.stop_reason}: {res.result} (session {res.session_id})",
+              file=sys.stderr)
     return EXIT_CODES.get(res.stop_reason, 1)

@@ -20,13 +20,14 @@ from pathlib import Path
 from groundup.agent.build import sessions_dir
 from groundup.agent.checkpoints import Checkpoints, check_turn, describe_turns, preview
 from groundup.agent.session import Session
+from groundup.argtypes import positive_int
 from groundup.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Restore the files the agent changed, and/or the conversation, to "
                           "how they were before turn N of a session (default: the latest).")
-    parser.add_argument("turn", nargs="?", type=int, metavar="N",
+    parser.add_argument("turn", nargs="?", type=positive_int, metavar="N",
                         help="rewind to before this turn (see --list)")
     parser.add_argument("--list", action="store_true", help="list the session's turns")
     parser.add_argument("--session", "-s", metavar="ID",

@@ -25,6 +25,7 @@ import os
 import sys
 from pathlib import Path
 
+from groundup.argtypes import int_range, positive_float
 from groundup.errors import UserError
 
 SCOPES = ("local", "project", "user")
@@ -44,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="stdio (the client starts this command) or Streamable HTTP (default: stdio)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind for http (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8765, help="port for http (default 8765; 0: any free)")
+    p.add_argument("--port", type=int_range(0, 65535), default=8765,
+                   help="port for http (default 8765; 0: any free)")
     p.add_argument("--root", default=".", help="the workspace served; nothing outside it is reachable")
     p.add_argument("--allow-writes", action="store_true",
                    help="also serve edit_file, write_file and bash, under the workspace's "
@@ -66,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="environment variable for a stdio server (repeatable)")
     p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
                    help="HTTP header for an http server, e.g. 'Authorization: Bearer ${TOKEN}'")
-    p.add_argument("--timeout", type=float, help="seconds a tool call may take (default 60)")
+    p.add_argument("--timeout", type=positive_float, help="seconds a tool call may take (default 60)")
     p.add_argument("name")
     p.add_argument("target", nargs="*",
                    help="-- COMMAND [ARGS...] for stdio, or the URL for http")

@@ -23,13 +23,20 @@ PROVIDERS = {
 }
 
 
-def load_model(spec: str, **options: Any) -> Model:
-    """Build the provider named by `spec` ("prefix:rest"). Options go to its constructor."""
+def parse_spec(spec: str) -> tuple[str, str]:
+    """"prefix:rest" -> (prefix, rest), or the ProviderError a wrong string gets (cheap: for
+    commands that must refuse it before they write anything)."""
     prefix, sep, rest = spec.partition(":")
     if not sep or prefix not in PROVIDERS or not rest:
         raise ProviderError(f"unknown model {spec!r}: use one of "
                             + ", ".join(f"{p}:..." for p in PROVIDERS)
                             + " (e.g. local:runs/cpu/model, openai:gpt-4o-mini)")
+    return prefix, rest
+
+
+def load_model(spec: str, **options: Any) -> Model:
+    """Build the provider named by `spec` ("prefix:rest"). Options go to its constructor."""
+    prefix, rest = parse_spec(spec)
     module_name, cls_name = PROVIDERS[prefix]
     try:
         module = importlib.import_module(module_name)

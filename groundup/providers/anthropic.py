@@ -201,9 +201,9 @@ class AnthropicModel:
                 complete = True
                 break
         if not complete:
-            raise malformed(url, "the stream ended before the answer was complete (no message_stop, "
-                                 "no stop_reason): the connection was cut or the server is not "
-                                 "streaming the Messages API")
+            raise ServerError(f"the stream from {url} ended before the answer was complete (no "
+                              "message_stop, no stop_reason): the connection was cut, or the server "
+                              "does not stream the Messages API")
         yield Finish(reason, usage)
 
 

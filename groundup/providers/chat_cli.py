@@ -57,7 +57,8 @@ def open_model(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from groundup.providers import Finish, TextDelta, ToolCallEvent
 
-    print(f"loading {args.model} ...", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():            # a progress note for a person, not for a script's log
+        print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     model = open_model(args)
     tty = sys.stdin.isatty()
     if tty:

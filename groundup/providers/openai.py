@@ -36,7 +36,7 @@ from groundup.chat.format import ToolSet
 from groundup.chat.types import ToolCall
 from groundup.providers.base import (ContextOverflow, Event, Finish, ProviderError, ServerError,
                                      TextDelta, ToolCallEvent, Usage)
-from groundup.providers.http import (HTTPOptions, check_base_url, error_message, field, malformed,
+from groundup.providers.http import (HTTPOptions, check_base_url, error_message, field,
                                      parse_data, probe, stream_sse)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -182,9 +182,9 @@ class OpenAIModel:
                 if reason:
                     finish_reason, complete = reason, True
         if not complete:
-            raise malformed(url, "the stream ended before the answer was complete (no finish_reason, "
-                                 "no [DONE]): the connection was cut or the server is not streaming "
-                                 "Chat Completions")
+            raise ServerError(f"the stream from {url} ended before the answer was complete (no "
+                              "finish_reason, no [DONE]): the connection was cut, or the server does "
+                              "not stream Chat Completions")
         for index in sorted(pending):
             yield ToolCallEvent(parse_arguments(pending[index], toolset))
         if (pending or done) and finish_reason == "stop":

@@ -302,11 +302,23 @@ class _Bar:
 
 # ----------------------------------------------------------------------------- driver
 
+def _read_marker(path: Path) -> dict | None:
+    """A stage's or the preset's JSON file; None if it was damaged (written atomically, so only
+    something outside groundup can have done that)."""
+    try:
+        obj = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def check_out_dir(out: Path, preset: Preset) -> None:
     """A run directory belongs to one preset: refuse to mix two recipes in one directory."""
     marker = out / "preset.json"
     if marker.exists():
-        had = json.loads(marker.read_text())
+        had = _read_marker(marker)
+        if had is None:
+            raise UserError(f"{marker} is damaged: restore it, or use another --out")
         # a setting added since that run was started counts as the same when it keeps its
         # default (new settings default to the old behaviour): old run directories resume
         default = Preset(name=preset.name).to_dict()
@@ -336,8 +348,11 @@ def run_pipeline(out: Path, preset: Preset, stop_after: str | None = None,
     for i, name in enumerate(STAGES, 1):
         marker = out / "stages" / f"{name}.json"
         header = f"[bold][{i}/{len(STAGES)}] {name}[/bold] — {WHAT[name]}"
+        if marker.exists() and _read_marker(marker) is None:
+            console.print(f"[yellow]warning:[/yellow] {marker} is damaged; running stage {name} again")
+            marker.unlink()
         if marker.exists():
-            results[name] = json.loads(marker.read_text())
+            results[name] = _read_marker(marker)
             console.print(f"{header} [dim](done earlier, {results[name].get('stage_s', 0):.0f} s; skipped)[/dim]")
         elif name not in selected:
             console.print(f"{header} [dim](not in --only; left for later)[/dim]")

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--workers and --max-steps must be at least 1")
     if args.max_repeats < 0 or args.max_repeats == 1:
         raise UserError("--max-repeats must be 0 (off) or at least 2: a call made once is no repeat")
+    from groundup.providers import parse_spec
+    parse_spec(args.model)          # a wrong model string is refused before anything is written
     if args.generate is not None:
         from groundup.tasks.generate import generate_task
         tasks = []

@@ -251,6 +251,11 @@ def _load_ours(directory: Path) -> Tokenizer:
         raise UserError(f"cannot read the ranks of {directory}: {e.strerror}") from None
     except ValueError:
         raise UserError(f"{directory / RANKS} is corrupt (expected 'base64 rank' lines)") from None
+    # a byte-level BPE holds every single byte and ranks 0..n-1 without a gap; a file cut at a
+    # line boundary parses, so check it here rather than let tiktoken panic on a missing rank
+    if sorted(ranks.values()) != list(range(len(ranks))) or any(bytes([b]) not in ranks for b in range(256)):
+        raise UserError(f"{directory / meta.get('ranks', RANKS)} is incomplete or corrupt ({len(ranks)} "
+                        "ranks, not one per id from 0 with every byte): restore or retrain the tokenizer")
     _, _, template = _hf_config(directory)
     tok = Tokenizer.from_ranks(ranks, pattern=meta["pattern"],
                                special_tokens=meta["special_tokens"],

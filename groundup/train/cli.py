@@ -172,7 +172,7 @@ def render_conversations(path: str | os.PathLike, tokenizer):
                 raise UserError(f"{path}:{lineno}: expected {{\"messages\": [...], \"tools\": [...]}}")
             try:
                 yield render_conversation(msgs, r.get("tools") if isinstance(r, dict) else None, tokenizer)
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise UserError(f"{path}:{lineno}: bad conversation ({e})") from None
 
 
@@ -188,7 +188,7 @@ def _sample_prompt(path: str, tokenizer) -> list[int] | None:
         msgs = r["messages"]
         cut = next(i for i, m in enumerate(msgs) if m.get("role") == "assistant")
         return render_prompt(msgs[:cut], r.get("tools"), tokenizer) if cut else None
-    except (StopIteration, KeyError, TypeError, ValueError):
+    except (StopIteration, KeyError, TypeError, ValueError, AttributeError):
         return None   # pre-rendered ids or an odd first line: no sample, not an error
 
 

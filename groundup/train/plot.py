@@ -40,13 +40,13 @@ def _ema(xs: list[float], alpha: float) -> list[float]:
 
 def plot_run(run_dir: str | os.PathLike, output: str | os.PathLike | None = None,
              title: str | None = None) -> Path:
+    train, evals = load_metrics(run_dir)     # checked before matplotlib starts (and writes its cache)
+    if not train and not evals:
+        raise UserError(f"{run_dir}/metrics.jsonl has no records yet -- train for a few steps first")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train, evals = load_metrics(run_dir)
-    if not train and not evals:
-        raise UserError(f"{run_dir}/metrics.jsonl has no records yet -- train for a few steps first")
     out = Path(output) if output else Path(run_dir) / "loss.png"
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 7), sharex=True,
                                   gridspec_kw={"height_ratios": [2, 1]})

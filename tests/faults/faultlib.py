@@ -26,7 +26,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -64,11 +66,13 @@ class Shared:
     def __init__(self, root: Path):
         self.root = root
         self._made: dict[str, Path] = {}
+        self._lock = threading.RLock()        # cases run in parallel threads
 
     def get(self, name: str) -> Path:
-        if name not in self._made:
-            self._made[name] = getattr(self, f"_make_{name}")(self.root / name)
-        return self._made[name]
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = getattr(self, f"_make_{name}")(self.root / name)
+            return self._made[name]
 
     def _make_tok(self, d: Path) -> Path:
         from groundup.tokenizer import train_tokenizer
@@ -238,3 +242,18 @@ def check_result(case: Case, p: subprocess.CompletedProcess, ws: Path, before: d
     assert not unexpected, f"files changed outside the intended output: {unexpected[:8]}\n{where}"
     if case.check is not None:
         case.check(ws, p)
+
+
+def run_all(cases: list[Case], tmp_root: Path, sh: Shared, workers: int) -> dict[str, BaseException | None]:
+    """Run cases `workers` at a time (each is a separate process, and many of them mostly wait:
+    on a stalled server, a signal, a retry's backoff); case id -> its failure, or None."""
+    def one(case: Case) -> BaseException | None:
+        d = tmp_root / case.id
+        d.mkdir()
+        try:
+            run_case(case, d, sh)
+            return None
+        except BaseException as e:  # noqa: BLE001 -- reported by the case's own test
+            return e
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip([c.id for c in cases], pool.map(one, cases)))

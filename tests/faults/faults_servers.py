@@ -88,7 +88,7 @@ class FaultServer:
                                      json.dumps({"error": {"message": "invalid key"}}).encode())
                 if outer.mode.startswith("anthropic-"):
                     return self.send(200, "application/json", json.dumps({"id": "claude-t"}).encode())
-                served = "other-model" if outer.mode == "unknown-model" else "m"
+                served = "qwen2.5:latest" if outer.mode == "unknown-model" else "m"
                 self.send(200, "application/json", json.dumps({"data": [{"id": served}]}).encode())
 
             def do_POST(self):

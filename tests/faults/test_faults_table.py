@@ -17,12 +17,13 @@ under a second. A new command landing on main gets its rows here too.
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from faultlib import Case, Shared, corrupt, jsonl, run_case, truncate, write
+from faultlib import Case, Shared, corrupt, jsonl, run_all, truncate, write
 
 RUN = "--out {ws}/run"
 BAD_UTF8 = b'{"role": "user", "content": "\xff\xfe broken"}\n'
@@ -117,8 +118,10 @@ CASES: list[Case] = [
          setup=("tok",), stdin='{"ids": [1, 2'),
     Case("tok-stats-empty", "files", "tokenizer stats --tokenizer {ws}/tok --input {ws}/e.txt", 2,
          "empty", setup=("tok", write("e.txt", ""))),
-    Case("tok-ranks-truncated", "files", "tokenizer encode --tokenizer {ws}/tok --text hi", 2, "tok",
-         setup=("tok", truncate("tok/tokenizer.json", 0.5))),
+    Case("tok-ranks-cut-mid-line", "files", "tokenizer encode --tokenizer {ws}/tok --text hi", 2, "corrupt",
+         setup=("tok", truncate("tok/tokenizer.tiktoken", 0.5))),
+    Case("tok-ranks-cut-at-a-line", "files", "tokenizer encode --tokenizer {ws}/tok --text hi", 2, "incomplete",
+         setup=("tok", lambda ws, sh: _keep_lines(ws / "tok" / "tokenizer.tiktoken", 150))),
 
     # ------------------------------------------------------------------ generate (the engine)
     Case("gen-model-missing", "paths", "generate --model {ws}/nope --prompt hi", 2, "does not exist"),
@@ -248,7 +251,7 @@ CASES: list[Case] = [
     Case("plot-output-is-dir", "paths", "train plot {ws}/run -o {ws}/emptydir", 2, "is a directory",
          setup=("emptydir", metrics_torn)),
     Case("plot-metrics-torn", "durable", "train plot {ws}/run", 0, "skipping a truncated or corrupt line",
-         setup=(metrics_torn,), outputs=("run/loss.png",)),
+         setup=(metrics_torn,), outputs=("run/loss.png", "home/.cache*", "home/config*")),   # matplotlib's cache
 
     # ------------------------------------------------------------------ the agent
     Case("agent-max-steps-zero", "usage", "-p task --model replay:{ws}/script.jsonl --max-steps 0", 2,
@@ -350,10 +353,12 @@ CASES: list[Case] = [
          outputs=(".groundup", ".groundup/*", ".groundup/sessions/*")),
     Case("net-429-then-ok", "network", "-p task --model openai:m --base-url {url}/v1", 0, server="429-then-ok",
          stdout="done", outputs=(".groundup", ".groundup/*", ".groundup/sessions/*")),
-    Case("net-401", "network", "-p task --model openai:m --base-url {url}/v1", 2, "refused the API key",
+    Case("net-401", "network", "-p task --model openai:m --base-url {url}/v1", 2, "needs an API key (401",
          server="401"),
-    Case("net-unknown-model", "network", "-p task --model openai:m --base-url {url}/v1", 2,
-         "unknown model 'm'", server="unknown-model"),
+    Case("net-401-with-key", "network", "-p task --model openai:m --base-url {url}/v1", 2,
+         "refused the API key", server="401", env={"OPENAI_API_KEY": "sk-wrong"}),
+    Case("net-unknown-model", "network", "-p task --model openai:gpt-9 --base-url {url}/v1", 2,
+         "unknown model 'gpt-9'", server="unknown-model"),
     Case("net-json-output-error", "network",
          "-p task --model openai:m --base-url {url}/v1 --output-format json", 1, "malformed answer",
          server="wrong-shape", stdout='"is_error": true', outputs=(".groundup", ".groundup/*", ".groundup/sessions/*")),
@@ -426,6 +431,24 @@ CASES: list[Case] = [
          outputs=("evalout/*", "evalout/*/*", "evalout/*/*/*", "evalout/*/*/*/*"),
          check=lambda ws, p: _results_clean(ws)),
 
+    # ------------------------------------------------------------------ rewind, hooks, mcp
+    Case("rewind-turn-zero", "usage", "rewind 0", 2, "at least 1"),
+    Case("rewind-no-session", "durable", "rewind --list", 2, "no session", setup=("repo",)),
+    Case("rewind-unknown-session", "durable", "rewind --session nope 1", 2, "no session 'nope'", setup=("repo",)),
+    Case("rewind-turn-past-end", "durable", "rewind 3", 2, "turn 3 does not exist",
+         setup=("repo", session_torn)),
+    Case("hooks-cwd-missing", "paths", "hooks --cwd {ws}/nope", 2, "does not exist"),
+    Case("mcp-port-out-of-range", "usage", "mcp serve --transport http --port 99999", 2, "at most 65535"),
+    Case("mcp-timeout-negative", "usage", "mcp add x --timeout -1 -- cmd", 2, "above 0"),
+    Case("mcp-add-no-command", "usage", "mcp add x", 2, "COMMAND"),
+    Case("mcp-add-bad-url", "usage", "mcp add --transport http x notaurl", 2, "http://"),
+    Case("mcp-call-bad-json", "usage", "mcp call x tool {", 2, "not valid JSON"),
+    Case("mcp-config-not-json", "files", "mcp list", 2, "not valid JSON", setup=(write(".mcp.json", "{oops"),)),
+    Case("mcp-tools-unknown", "usage", "mcp tools nosuch", 2, "no MCP server named 'nosuch'"),
+    Case("mcp-server-not-found", "paths", "mcp tools x", 2, "command not found",
+         setup=(write(".mcp.json", '{"mcpServers": {"x": {"command": "/nonexistent/bin"}}}'),)),
+    Case("mcp-serve-root-missing", "paths", "mcp serve --root {ws}/nope", 2, "not a directory"),
+
     # ------------------------------------------------------------------ speedrun
     Case("speedrun-out-is-file", "paths", "speedrun --preset smoke --out {ws}/afile", 2, "is a file",
          setup=("file",)),
@@ -433,6 +456,10 @@ CASES: list[Case] = [
     Case("speedrun-only-unknown", "usage", "speedrun --only tokenizer,bake --out {ws}/r", 2, "unknown stage"),
     Case("speedrun-stop-after-unknown", "usage", "speedrun --stop-after lunch --out {ws}/r", 2, "invalid choice"),
 ]
+
+
+def _keep_lines(p: Path, n: int) -> None:
+    p.write_bytes(b"".join(p.read_bytes().splitlines(keepends=True)[:n]))
 
 
 def _task_json(ws: Path) -> Path:
@@ -467,8 +494,14 @@ def _results_clean(ws: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def shared(tmp_path_factory):
-    return Shared(tmp_path_factory.mktemp("fault-shared"))
+def outcomes(request, tmp_path_factory):
+    """Every selected row, run a few at a time before the first row's test reports (rows are
+    separate processes, most of them short or waiting); GROUNDUP_FAULT_WORKERS sets how many."""
+    selected = [item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "originalname", "") == "test_fault"]
+    workers = int(os.environ.get("GROUNDUP_FAULT_WORKERS", "3"))
+    sh = Shared(tmp_path_factory.mktemp("fault-shared"))
+    return run_all(selected, tmp_path_factory.mktemp("fault-cases"), sh, workers)
 
 
 def test_table_is_big_and_unique():
@@ -479,5 +512,6 @@ def test_table_is_big_and_unique():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_fault(case, tmp_path, shared):
-    run_case(case, tmp_path, shared)
+def test_fault(case, outcomes):
+    if outcomes[case.id] is not None:
+        raise outcomes[case.id]

@@ -94,7 +94,6 @@ def test_retries_are_read_from_the_environment(server, monkeypatch):
     ([("content_block_start", {"index": 0})], "without content_block"),
     ([("content_block_delta", {"index": 0, "delta": "x"})], "content_block_delta.delta is str"),
     ([("message_start", {"message": {"usage": {"input_tokens": "many"}}})], "usage.input_tokens is str"),
-    ([("message_start", {"message": {}})], "ended before the answer was complete"),
 ])
 def test_anthropic_events_of_the_wrong_shape(server, events, says):
     import json
@@ -103,6 +102,13 @@ def test_anthropic_events_of_the_wrong_shape(server, events, says):
     with pytest.raises(ServerError, match="malformed answer") as e:
         list(m.stream(USER, []))
     assert says in str(e.value)
+
+
+def test_anthropic_stream_that_ends_early(server):
+    server.reply(200, ['event: message_start\ndata: {"type": "message_start", "message": {}}\n\n'])
+    m = AnthropicModel("c", base_url=server.url, api_key="k", backoff_base=0.001)
+    with pytest.raises(ServerError, match="ended before the answer was complete"):
+        list(m.stream(USER, []))
 
 
 def test_within_gives_up_at_the_deadline_while_the_stream_is_blocked():
