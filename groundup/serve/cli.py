@@ -19,6 +19,8 @@ import signal
 import socket
 from pathlib import Path
 
+from groundup.argtypes import device, int_range, nonneg_float, positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -37,12 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the model name clients ask for (default: the directory's name; 'replay' for replay:)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    parser.add_argument("--port", type=int_range(0, 65535), default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--max-batch", type=int, default=16, metavar="N",
                         help="sequences decoded together (KV-cache slots, allocated at start; default 16)")
     parser.add_argument("--max-queue", type=int, default=64, metavar="N",
                         help="requests that may wait for a slot; beyond that, 429 + Retry-After (default 64)")
-    parser.add_argument("--max-len", type=int, default=None, metavar="TOKENS",
+    parser.add_argument("--max-len", type=positive_int, default=None, metavar="TOKENS",
                         help="prompt + answer per request (default: the model's context, at most 4096)")
     parser.add_argument("--prefill-chunk", type=int, default=256, metavar="TOKENS",
                         help="prefill long prompts this many tokens per step, between decode steps (default 256)")
@@ -50,11 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sampling temperature when a request sets none (OpenAI's default, 1.0)")
     parser.add_argument("--api-key", default=None, metavar="KEY",
                         help="require 'Authorization: Bearer KEY' on /v1/* (default: no key)")
-    parser.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--grace", type=nonneg_float, default=30.0, metavar="SECONDS",
                         help="on SIGTERM, how long running streams may finish before they are cut (default 30)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                         help="weights dtype (default: bfloat16 on a GPU, float32 on CPU)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if present)")
+    parser.add_argument("--device", default=None, type=device, help="cpu, cuda, ... (default: cuda if present)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first (slow start)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 

@@ -202,7 +202,10 @@ def run_case(case: Case, tmp: Path, sh: Shared) -> subprocess.CompletedProcess:
         env.update({k: v.replace("{ws}", str(ws)) for k, v in case.env.items()})
         proc = subprocess.Popen([PY, "-m", "groundup", *argv], cwd=ws, env=env, text=True,
                                 stdin=subprocess.PIPE if case.stdin is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                # a test run in the background (`make test &`) has SIGINT ignored,
+                                # the child would inherit that and Ctrl-C could never reach it
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         if case.signal:
             signum, after = case.signal
             time.sleep(after)

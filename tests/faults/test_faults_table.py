@@ -449,6 +449,17 @@ CASES: list[Case] = [
          setup=(write(".mcp.json", '{"mcpServers": {"x": {"command": "/nonexistent/bin"}}}'),)),
     Case("mcp-serve-root-missing", "paths", "mcp serve --root {ws}/nope", 2, "not a directory"),
 
+    # ------------------------------------------------------------------ serve
+    Case("serve-port-out-of-range", "usage", "serve --model replay:{ws}/script.jsonl --port 70000", 2,
+         "at most 65535", setup=("script",)),
+    Case("serve-max-batch-zero", "usage", "serve --model replay:{ws}/script.jsonl --max-batch 0 --port 0", 2,
+         "at least 1", setup=("script",)),
+    Case("serve-max-len-zero", "usage", "serve --model {ws}/model --max-len 0", 2, "at least 1"),
+    Case("serve-device-bogus", "usage", "serve --model {ws}/model --device quantum", 2, "unknown device"),
+    Case("serve-replay-missing", "paths", "serve --model replay:{ws}/nope.jsonl --port 0", 2, "not found"),
+    Case("serve-model-truncated", "files", "serve --model {ws}/model --port 0", 2, "truncated",
+         setup=("model", truncate("model/model.safetensors", 0.5))),
+
     # ------------------------------------------------------------------ speedrun
     Case("speedrun-out-is-file", "paths", "speedrun --preset smoke --out {ws}/afile", 2, "is a file",
          setup=("file",)),
