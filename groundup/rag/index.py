@@ -83,9 +83,9 @@ def connect(db: str | Path, create: bool = False) -> sqlite3.Connection:
         raise UserError(f"no index at {db} -- run `groundup index` in the workspace first")
     db.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(str(db), timeout=30.0)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")     # WAL + NORMAL: a crash loses no committed data
-    try:
+    try:   # the first statement is where a file that is not a database says so
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")     # WAL + NORMAL: a crash loses no committed data
         con.executescript(SCHEMA) if create else None
         version = get_meta(con, "schema")
     except sqlite3.DatabaseError as e:

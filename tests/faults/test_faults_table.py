@@ -26,6 +26,7 @@ import pytest
 from faultlib import Case, Shared, corrupt, jsonl, run_all, truncate, write
 
 RUN = "--out {ws}/run"
+GARBAGE = b"SQLite format 3\x00garbage garbage"      # a database file that is not one
 BAD_UTF8 = b'{"role": "user", "content": "\xff\xfe broken"}\n'
 TURN_DONE = {"content": "done"}
 SESSION = ".groundup/sessions/20260101-000000-abcd.jsonl"
@@ -448,6 +449,21 @@ CASES: list[Case] = [
     Case("mcp-server-not-found", "paths", "mcp tools x", 2, "command not found",
          setup=(write(".mcp.json", '{"mcpServers": {"x": {"command": "/nonexistent/bin"}}}'),)),
     Case("mcp-serve-root-missing", "paths", "mcp serve --root {ws}/nope", 2, "not a directory"),
+
+    # ------------------------------------------------------------------ retrieval: index, search, embed
+    Case("index-path-is-file", "paths", "index {ws}/afile", 2, "is a file", setup=("file",)),
+    Case("index-path-missing", "paths", "index {ws}/nope", 2, "does not exist"),
+    Case("index-db-is-dir", "paths", "index {ws} --index {ws}/emptydir --embedder none", 2, "is a directory",
+         setup=("emptydir",)),
+    Case("index-db-corrupt", "files", "index {ws}/data --index {ws}/g.db --embedder none", 2,
+         "not a groundup index", setup=("text", write("g.db", GARBAGE))),
+    Case("search-no-index", "paths", "search foo", 2, "run `groundup index`"),
+    Case("search-k-zero", "usage", "search foo --k 0", 2, "at least 1"),
+    Case("search-mode-bogus", "usage", "search foo --mode fuzzy", 2, "invalid choice"),
+    Case("search-db-corrupt", "files", "search foo --index {ws}/g.db", 2, "not a groundup index",
+         setup=(write("g.db", GARBAGE),)),
+    Case("embed-embedder-missing", "paths", "embed --text hi --embedder {ws}/nope", 2, "not a model directory"),
+    Case("embed-no-text", "usage", "embed", 2, "required"),
 
     # ------------------------------------------------------------------ serve
     Case("serve-port-out-of-range", "usage", "serve --model replay:{ws}/script.jsonl --port 70000", 2,
