@@ -145,7 +145,9 @@ def guard(main: Callable[[], int], signals: bool = True) -> int:
         return EXIT_FAILURE
     except RecursionError as e:       # deep input (a JSON nested 10,000 levels) is still a bug here
         return _internal(e)
-    except (SystemExit, GeneratorExit):
+    except SystemExit as e:           # argparse's exits (2 for a bad argument, 0 for --help)
+        return e.code if isinstance(e.code, int) else int(e.code is not None)
+    except GeneratorExit:
         raise
     except BaseException as e:  # noqa: BLE001 -- the last line of defence: a bug, reported as one
         # (BaseException: a Rust extension's panic, e.g. tiktoken's, derives from it directly)

@@ -81,7 +81,7 @@ def test_limit_gives_nonzero_exit(tmp_path):
     ([], "no model given"),
     (["--model", "replay:x", "--cwd", "/no/such/dir"], "workspace /no/such/dir does not exist"),
     (["--model", "replay:x", "--permission-mode", "sudo"], "invalid choice"),
-    (["--model", "replay:x", "--max-steps", "0"], "--max-steps must be positive"),
+    (["--model", "replay:x", "--max-steps", "0"], "--max-steps: must be at least 1"),
     (["--model", "anthropic:claude-x"], "ANTHROPIC_API_KEY is not set"),
     (["--model", "openai:m", "--base-url", "http://127.0.0.1:9"], "http://127.0.0.1:9"),
 ])

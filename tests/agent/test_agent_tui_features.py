@@ -53,7 +53,7 @@ def test_custom_command_and_approved_project_hooks(tmp_path):
     msgs = Session.latest(repo / ".groundup/sessions").load()
     assert [m["content"] for m in msgs if m["role"] == "user"] == ["Make test_calc.py pass."]
     # approved once: the next session does not ask again
-    child = spawn(repo, tmp_path, script(tmp_path / "n.jsonl", []))
+    child = spawn(repo, tmp_path, script(tmp_path / "n.jsonl", [{"content": "ok"}]))
     try:
         i = child.expect([r"Run them in this project\?", ">"])
         assert i == 1

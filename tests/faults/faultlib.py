@@ -229,7 +229,8 @@ def check_result(case: Case, p: subprocess.CompletedProcess, ws: Path, before: d
     where = f"{case.id}: {' '.join(p.args)}\nexit {p.returncode}\nstderr:\n{p.stderr[-3000:]}\nstdout:\n{p.stdout[-1500:]}"
     assert p.returncode == case.code, where
     assert "Traceback" not in p.stderr and "internal error" not in p.stderr, where
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    # the workspace's path holds the case's id: match `says` against the message without it
+    lines = [ln.replace(str(ws), "{ws}") for ln in p.stderr.splitlines() if ln.strip()]
     if case.code != 0:
         final = [ln for ln in lines if not ln.startswith("groundup: warning:")]
         assert len(final) == 1, f"expected one line saying what is wrong\n{where}"

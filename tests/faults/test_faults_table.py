@@ -226,8 +226,9 @@ CASES: list[Case] = [
          "does not exist", setup=(jsonl("c.jsonl", []),)),
     Case("sft-init-is-file", "paths", "train sft --init {ws}/afile --data {ws}/afile " + RUN, 2, "is a file",
          setup=("file",)),
-    Case("sft-init-truncated", "files", "train sft --init {ws}/model --data {ws}/c.jsonl " + RUN, 2,
-         "truncated", setup=("model", truncate("model/model.safetensors", 0.5), jsonl("c.jsonl", [])),
+    Case("sft-init-truncated", "files", "train sft --init {ws}/model --data {ws}/c.jsonl --seq-len 32 " + RUN,
+         2, "truncated", setup=("model", truncate("model/model.safetensors", 0.5), jsonl("c.jsonl", [{"messages": [
+             {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}])),
          defect=6, check=nothing_written("run")),
     Case("sft-data-missing", "paths", "train sft --init {ws}/model --data {ws}/nope.jsonl " + RUN, 2,
          "does not exist", setup=("model",)),

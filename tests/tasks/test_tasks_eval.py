@@ -124,7 +124,7 @@ def test_eval_end_to_end_one_solved_one_not(tmp_path):
     assert summary["by_kind"][a.bug_kind]["solved"] == 1
 
     # a rerun resumes: nothing is run again (this script would solve nothing)
-    empty = _script(tmp_path / "empty.jsonl", [])
+    empty = _script(tmp_path / "empty.jsonl", [{"content": "no idea"}])
     again = evaluate(f"replay:{empty}", tmp_path / "tasks", out, progress=False)
     assert again["solved"] == 1 and len(list(read_jsonl(out / "results.jsonl"))) == 2
 

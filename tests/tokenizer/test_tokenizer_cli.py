@@ -60,7 +60,7 @@ def test_stats(tok_dir, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--vocab-size", "100", "--out", "X"], "too small"),
+    (["train", "--vocab-size", "100", "--out", "X"], "at least 288"),
     (["train", "--input", "/no/such/path", "--out", "X"], "does not exist"),
     (["encode", "--tokenizer", "/no/such/tok", "--text", "x"], "does not exist"),
     (["decode", "--tokenizer", "TOK", "--ids", "1,two"], "must be integers"),

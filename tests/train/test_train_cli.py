@@ -60,8 +60,8 @@ def test_sft_from_a_conversations_file_then_plot(base, tmp_path, groundup):
 
 @pytest.mark.parametrize("args, message", [
     (["sft", "--init", "{base}", "--data", "{bad}", "--out", "{tmp}/o"], "not JSON"),
-    (["sft", "--init", "{base}", "--data", "{tmp}/nope.jsonl", "--out", "{tmp}/o"], "is not a file"),
-    (["sft", "--init", "{tmp}", "--data", "{bad}", "--out", "{tmp}/o"], "holds no tokenizer.json"),
+    (["sft", "--init", "{base}", "--data", "{tmp}/nope.jsonl", "--out", "{tmp}/o"], "does not exist"),
+    (["sft", "--init", "{tmp}", "--data", "{bad}", "--out", "{tmp}/o"], "no config.json"),
     (["sft", "--init", "{base}", "--data", "{good}", "--out", "{tmp}/o", "--seq-len", "128"],
      "above the context"),
     (["base", "--data", "{empty}", "--tokenizer", "{base}", "--out", "{tmp}/o"], "no text"),
