@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from groundup.argtypes import positive_int
 from groundup.errors import UserError
 
 
@@ -24,10 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="openai:NAME | anthropic:NAME | local:PATH | replay:FILE")
     p.add_argument("--base-url", metavar="URL", help="endpoint for openai: models")
     p.add_argument("--index", metavar="DB", help="the index (default ./.groundup/index.db)")
-    p.add_argument("--k", type=int, default=6, help="chunks put in the prompt (default 6)")
+    p.add_argument("--k", type=positive_int, default=6, help="chunks put in the prompt (default 6)")
     p.add_argument("--mode", choices=("bm25", "dense", "hybrid"), help="retrieval ranking")
     p.add_argument("--glob", metavar="GLOB", help="only paths matching this glob")
-    p.add_argument("--max-tokens", type=int, default=1024, help="answer length limit")
+    p.add_argument("--max-tokens", type=positive_int, default=1024, help="answer length limit")
     p.add_argument("--show-prompt", action="store_true",
                    help="print the prompt sent to the model (to stderr) before the answer")
     p.add_argument("--json", action="store_true",

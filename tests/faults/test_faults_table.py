@@ -465,6 +465,12 @@ CASES: list[Case] = [
          setup=(write("g.db", GARBAGE),)),
     Case("embed-embedder-missing", "paths", "embed --text hi --embedder {ws}/nope", 2, "not a model directory"),
     Case("embed-no-text", "usage", "embed", 2, "required"),
+    Case("ask-no-model", "usage", "ask 'where is x'", 2, "pass --model"),
+    Case("ask-k-zero", "usage", "ask q --k 0 --model replay:x", 2, "at least 1"),
+    Case("ask-no-index", "paths", "ask q --model replay:{ws}/script.jsonl", 2, "run `groundup index`",
+         setup=("script",)),
+    Case("ask-db-corrupt", "files", "ask q --model replay:{ws}/script.jsonl --index {ws}/g.db", 2,
+         "not a groundup index", setup=("script", write("g.db", GARBAGE))),
 
     # ------------------------------------------------------------------ serve
     Case("serve-port-out-of-range", "usage", "serve --model replay:{ws}/script.jsonl --port 70000", 2,
