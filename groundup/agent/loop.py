@@ -159,6 +159,7 @@ class Agent:
             self.hooks = Hooks([], self.root)
         self.session_started = False
         self.emit_lock = threading.Lock()
+        self.cancelled = threading.Event()     # Ctrl-C during parallel tool calls
         self.turn = len(turn_starts(self.messages))   # the user's turns so far (checkpoints.py)
 
     # ------------------------------------------------------------ the loop
@@ -169,6 +170,7 @@ class Agent:
         self.started = time.monotonic()
         self.toolbox.deadline = None if self.max_seconds is None else self.started + self.max_seconds
         self.stop_hook_active = False
+        self.cancelled.clear()
         try:
             self.add_prompt(task)
             while True:
@@ -329,7 +331,13 @@ class Agent:
             self.emit({"type": "tool_call", **call.to_dict()})
         if len(calls) > 1 and all(self.toolbox.is_read_only(c.name) and not c.error for c in calls):
             with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
-                results = list(pool.map(self.run_tool, calls))
+                try:
+                    results = list(pool.map(self.run_tool, calls))
+                except KeyboardInterrupt:
+                    # Ctrl-C reaches only this thread: subagents running in the pool's
+                    # threads stop at their next event (subagents.py)
+                    self.cancelled.set()
+                    raise
             for call, result in zip(calls, results):
                 self.add_result(call, result)
         else:

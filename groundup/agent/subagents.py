@@ -187,6 +187,8 @@ class Subagents:
         label = f"task-{n}-{d.name}"
 
         def forward(ev: dict[str, Any]) -> None:
+            if parent.cancelled.is_set():
+                raise KeyboardInterrupt           # the user's Ctrl-C, in a worker thread
             if ev["type"] in ("tool_call", "tool_result", "hook", "result"):
                 parent.emit({"type": "subagent", "agent": label, "event": ev})
 
@@ -197,6 +199,8 @@ class Subagents:
                       sandbox=parent.sandbox, context_window=parent.context_window,
                       price=parent.price if model is parent.model else price_for(model.name))
         res = child.run(prompt)
+        if res.stop_reason == "interrupted":
+            raise KeyboardInterrupt               # Ctrl-C stops the parent's turn too
         with self.lock:
             parent.count_usage(res.usage)
         if res.is_error:

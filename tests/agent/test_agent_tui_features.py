@@ -2,6 +2,9 @@
 commands, hooks and their approval, /rewind, /compact."""
 
 import json
+import signal
+import time
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -165,3 +168,40 @@ def test_the_status_line_shows_context_use(tmp_path):
         until(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_stops_a_subagent_and_the_parents_turn(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    model = script(tmp_path / "m.jsonl", [
+        turn(call("task", description="wait", subagent_type="general-purpose", prompt="wait")),
+        turn(call("bash", command="echo $$ > child.pid; sleep 60")),          # the child
+        {"content": "The parent goes on after the interrupt."}])
+    child = pexpect.spawn(GROUNDUP[0], GROUNDUP[1:] + ["--model", model, "--permission-mode", "yolo"],
+                          cwd=str(repo), env=dict(cli_env(tmp_path), TERM="xterm-256color",
+                                                  PROMPT_TOOLKIT_NO_CPR="1"),
+                          encoding="utf-8", timeout=30, dimensions=(50, 160),
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        child.expect_exact(">")
+        child.sendline("delegate")
+        pidfile = repo / "child.pid"
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = int(pidfile.read_text())
+        child.sendintr()
+        child.expect("interrupted; the session goes on")
+        child.expect_exact(">")
+        time.sleep(0.2)
+        assert not Path(f"/proc/{pid}").exists() or "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+        child.sendline("still there?")
+        child.expect("The parent goes on after the interrupt.")
+        child.expect_exact(">")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    msgs = Session.latest(repo / ".groundup/sessions").load()
+    task_result = next(m for m in msgs if m["role"] == "tool")
+    assert "interrupted" in task_result["content"]
