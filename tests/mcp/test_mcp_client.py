@@ -3,6 +3,7 @@ both eras (2026-07-28 found by the server/discover probe; 2025-11-25 by initiali
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -145,6 +146,9 @@ def test_ctrl_c_cancels_the_call_on_the_server(tmp_path, monkeypatch):
     import threading
     log = tmp_path / "nap.log"
     monkeypatch.setenv("NAP_LOG", str(log))
+    # Python's own Ctrl-C handler, even when the tests were started with SIGINT ignored (a
+    # background job): interrupt_main does nothing for an ignored signal
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     c = stdio_client().connect()
     try:
         threading.Timer(1.0, _thread.interrupt_main).start()      # Ctrl-C, one second in
@@ -158,6 +162,7 @@ def test_ctrl_c_cancels_the_call_on_the_server(tmp_path, monkeypatch):
         assert c.call_tool("add", {"a": 5, "b": 5})["content"][0]["text"] == "5 + 5 = 10"
     finally:
         c.close()
+        signal.signal(signal.SIGINT, old_handler)
 
 
 def test_http_errors_are_clear(tmp_path):
