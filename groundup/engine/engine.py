@@ -234,6 +234,14 @@ class Engine:
         self._kept: tuple[Batch, list[int]] | None = None   # the last sequence's cache row, and its ids
         self.reused_tokens = 0                              # prompt tokens not prefilled again, in all
 
+    @torch.no_grad()
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """New values for the same model's weights, in place (reinforcement learning hands the
+        engine its updated policy between rollouts). The CPU layouts follow (a PackedLinear lays
+        a changed weight out again); the prefix cache holds k/v of the old weights: dropped."""
+        self.model.load_state_dict(state_dict)
+        self._kept = None
+
     # ------------------------------------------------------------------ helpers
     def check_prompt(self, prompt_ids: list[int]) -> list[int]:
         ids = [int(t) for t in prompt_ids]

@@ -1,4 +1,4 @@
-"""`groundup train base|sft|plot`: command-line glue over groundup.train.
+"""`groundup train base|sft|rl|plot`: command-line glue over groundup.train (and groundup.rl).
 
 Also `python -m groundup.train ...` (what `torchrun -m groundup.train` runs), and `--nproc N`,
 which re-launches the same command under torchrun with N processes. This file may import the
@@ -27,6 +27,7 @@ EPILOG = """examples:
   groundup train base ... --out runs/base --resume                   # continue a killed run
   groundup train base ... --nproc 2                                  # 2 processes (torchrun)
   groundup train sft --init runs/base --data chats.jsonl --out runs/sft --steps 200
+  groundup train rl --init runs/sft --tasks runs/cpu/tasks/train --out runs/rl --steps 20
   groundup train plot runs/base                                      # -> runs/base/loss.png
 """
 
@@ -69,7 +70,7 @@ def _loop_args(p: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    sub = parser.add_subparsers(dest="verb", metavar="{base,sft,plot}")
+    sub = parser.add_subparsers(dest="verb", metavar="{base,sft,rl,plot}")
     sub.required = True
     b = sub.add_parser("base", help="pretrain a model from scratch on text (resumable)",
                        description="Pretrain a Llama-style model from scratch. Without --tokenizer a "
@@ -106,6 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--data", required=True, type=existing_file, help="conversations, JSONL")
     s.add_argument("--val-fraction", type=VAL_FRACTION, default=0.05, help="conversations held out")
     _loop_args(s)
+    from groundup.rl.cli import add_arguments as rl_arguments
+    rl_arguments(sub.add_parser("rl", help="reinforcement learning on bug-fix tasks, rewarded when "
+                                           "the tests pass (GRPO-style; resumable)"))
     pl = sub.add_parser("plot", help="draw a run's loss curves to PNG",
                         description="Plot training loss, validation loss and bits/byte of a run.")
     pl.add_argument("run_dir", type=existing_dir, help="a run directory (holding metrics.jsonl)")
@@ -197,6 +201,9 @@ def run(args) -> int:
         from groundup.train.plot import plot_run
         print(plot_run(args.run_dir, args.output))
         return 0
+    if args.verb == "rl":
+        from groundup.rl.cli import run as run_rl
+        return run_rl(args)
     if args.micro_batch and args.batch_size % (args.micro_batch * args.nproc):
         raise UserError(f"--batch-size {args.batch_size} is not a multiple of --micro-batch "
                         f"{args.micro_batch} x {args.nproc} processes -- pick sizes that divide")
