@@ -54,9 +54,7 @@ from groundup.errors import UserError
 from groundup.providers.base import Finish
 from groundup.tasks.check import (TaskInfo, check, fresh_copy, load_tasks, python_on_path,
                                   remove_scratch, scratch_copy)
-
-EDIT_TOOLS = ("edit_file", "write_file")
-
+from groundup.tasks.evaluate import failed_edit
 
 def load_training_tasks(path: str | Path) -> list[TaskInfo]:
     """Tasks to practise on: any directory of tasks, as long as none of them is held out."""
@@ -172,24 +170,6 @@ def measure_terms(task: TaskInfo, messages: list[dict[str, Any]]) -> dict[str, f
                for c in calls)
     well_formed = sum(1 for c in calls if not c.get("error"))
     return {"format": well_formed / len(calls) if calls else 0.0, "read": float(read)}
-
-
-def failed_edit(messages: list[dict[str, Any]]) -> bool:
-    """Did the run make an edit that failed: one the edit tool refused, or an applied one after
-    which the next test run (a bash call) still exited non-zero?"""
-    results = _results(messages)
-    pending = False                 # an applied edit whose test run has not come yet
-    for c in _calls(messages):
-        out = results.get(c.get("id"), "")
-        if c.get("name") in EDIT_TOOLS:
-            if out.startswith("error"):
-                return True
-            pending = True
-        elif c.get("name") == "bash" and pending:
-            if not out.rstrip().endswith("[exit code 0]"):
-                return True
-            pending = False
-    return False
 
 
 def recovery_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """The speedrun pipeline: every layer of groundup, in the order the data flows.
 
-    tokenizer -> pretrain -> tasks -> trajectories -> sft -> eval -> report
+    tokenizer -> pretrain -> tasks -> trajectories -> sft -> rl -> eval -> report
 
 Design choices:
 - A stage is a function that returns a small dict of numbers. When it finishes, that dict is
@@ -32,10 +32,10 @@ from groundup.speedrun.presets import Preset
 
 console = Console(stderr=True, highlight=False)
 
-STAGES = ["tokenizer", "pretrain", "tasks", "trajectories", "sft", "eval"]
+STAGES = ["tokenizer", "pretrain", "tasks", "trajectories", "sft", "rl", "eval"]
 # what each stage reads, by the stage that wrote it (checked when only some stages are run)
 NEEDS = {"tokenizer": [], "pretrain": ["tokenizer"], "tasks": [], "trajectories": ["tasks"],
-         "sft": ["pretrain", "trajectories"], "eval": ["sft", "tasks"]}
+         "sft": ["pretrain", "trajectories"], "rl": ["sft", "tasks"], "eval": ["sft", "tasks"]}
 HELDOUT_SEED = 1_000_000      # held-out task seeds start here; training seeds start at 0
 # what the pretrained model is asked to continue for the report card's sample: after a bare
 # "def " a model of this size writes what follows "def"-less lines most often in its corpus --
@@ -241,24 +241,60 @@ def stage_sft(out: Path, p: Preset) -> dict[str, Any]:
             "loss_tokens": meta["train"].get("loss_tokens")}
 
 
+def stage_rl(out: Path, p: Preset) -> dict[str, Any]:
+    """Practice with a verifier: the fine-tuned model's own attempts at training tasks, rewarded
+    when the tests pass (groundup/rl/). Off (0 steps) where it has not paid within the budget."""
+    if not p.rl_steps:
+        console.print("  off in this preset (rl_steps = 0): the evaluation runs the fine-tuned model "
+                      "(docs/12-rl.md says what RL bought where it was measured)")
+        return {"ran": False}
+    from groundup.rl.config import RLConfig
+    from groundup.rl.trainer import rl_train
+    run = rl_train(RLConfig(
+        init=str(out / "model"), tasks=str(out / "tasks" / "train"), out=str(out / "rl"),
+        steps=p.rl_steps, group=p.rl_group, tasks_per_step=p.rl_tasks_per_step,
+        temperature=p.rl_temperature, max_agent_steps=p.max_agent_steps,
+        max_repeats=p.eval_max_repeats, turn_tokens=p.eval_turn_tokens, seed=p.seed))
+    recs = list(read_jsonl(run / "metrics.jsonl"))
+    k = max(1, len(recs) // 4)                # first and last quarter of the steps
+
+    def mean(key: str, part: list[dict]) -> float:
+        return round(sum(r[key] for r in part) / len(part), 3)
+    return {"ran": True, "steps": len(recs), "attempts": sum(r["attempts"] for r in recs),
+            "group": p.rl_group, "temperature": p.rl_temperature,
+            "reward_first": mean("reward", recs[:k]), "reward_last": mean("reward", recs[-k:]),
+            "solved_first": mean("solved", recs[:k]), "solved_last": mean("solved", recs[-k:]),
+            "kl_last": round(recs[-1]["kl"], 4), "gen_tokens": sum(r["gen_tokens"] for r in recs),
+            "rollout_s": round(sum(r["rollout_s"] for r in recs), 1),
+            "update_s": round(sum(r["update_s"] for r in recs), 1)}
+
+
+def eval_model_dir(out: Path) -> Path:
+    """The model the evaluation runs: RL's when that stage trained one, else the fine-tuned one."""
+    rl = out / "stages" / "rl.json"
+    ran = rl.exists() and json.loads(rl.read_text()).get("ran")
+    return out / "rl" if ran else out / "model"
+
+
 def stage_eval(out: Path, p: Preset) -> dict[str, Any]:
     from groundup.tasks.check import load_tasks
     from groundup.tasks.evaluate import evaluate, format_summary
     tasks = load_tasks(out / "tasks" / "heldout")
-    console.print(f"  the trained model runs as the agent (local:{out / 'model'}) on "
+    model = eval_model_dir(out)
+    console.print(f"  the trained model runs as the agent (local:{model}) on "
                   f"{len(tasks)} held-out tasks, {p.max_agent_steps} steps at most each (a run that "
                   f"gets the same result for the same call {p.eval_max_repeats} times stops)")
     import torch
     # on a GPU the workers share one continuous-batching engine (8 threads each decoding alone
     # took ~60 s a task on an H200); on CPU a model per worker was faster (docs/08)
     batch = p.eval_workers if torch.cuda.is_available() and p.eval_workers > 1 else 0
-    summary = evaluate(f"local:{out / 'model'}", tasks, out / "eval", workers=p.eval_workers,
+    summary = evaluate(f"local:{model}", tasks, out / "eval", workers=p.eval_workers,
                        max_steps=p.max_agent_steps, compact_prompt=True,
                        max_repeats=p.eval_max_repeats,
                        model_options={"max_tokens": p.eval_turn_tokens, "batch": batch})
     console.print(format_summary(summary))
     if (out / "tasks" / "heldout-varied").is_dir():   # the same bugs, laid out and asked otherwise
-        varied = evaluate(f"local:{out / 'model'}", load_tasks(out / "tasks" / "heldout-varied"),
+        varied = evaluate(f"local:{model}", load_tasks(out / "tasks" / "heldout-varied"),
                           out / "eval-varied", workers=p.eval_workers, max_steps=p.max_agent_steps,
                           compact_prompt=True, max_repeats=p.eval_max_repeats,
                           model_options={"max_tokens": p.eval_turn_tokens, "batch": batch})
@@ -269,7 +305,7 @@ def stage_eval(out: Path, p: Preset) -> dict[str, Any]:
 
 STAGE_FUNCS: dict[str, Callable[[Path, Preset], dict[str, Any]]] = {
     "tokenizer": stage_tokenizer, "pretrain": stage_pretrain, "tasks": stage_tasks,
-    "trajectories": stage_trajectories, "sft": stage_sft, "eval": stage_eval,
+    "trajectories": stage_trajectories, "sft": stage_sft, "rl": stage_rl, "eval": stage_eval,
 }
 
 WHAT = {
@@ -278,6 +314,7 @@ WHAT = {
     "tasks": "bug-fix tasks: training and held-out",
     "trajectories": "oracle runs of the agent's real tools, recorded for fine-tuning",
     "sft": "fine-tune on the trajectories: the model learns to call tools",
+    "rl": "practise on training tasks, rewarded when the tests pass (GRPO)",
     "eval": "the trained model fixes held-out bugs through the real agent harness",
 }
 

@@ -66,6 +66,12 @@ class Preset:
     eval_max_repeats: int = 3            # the same call with the same result 3 times stops a run:
                                          # such circles never ended in a solved task (docs/lab)
     eval_workers: int = 2
+    # reinforcement learning on training tasks between sft and eval (groundup/rl/, docs/12);
+    # 0 steps: the stage is skipped and the eval runs the fine-tuned model
+    rl_steps: int = 0
+    rl_group: int = 8                    # attempts per task, compared with each other
+    rl_tasks_per_step: int = 2
+    rl_temperature: float = 1.0
     # shared
     eval_every: int = 200
     save_every: int = 100
@@ -88,6 +94,7 @@ PRESETS: dict[str, Preset] = {
         sft_tasks={1: 24, 2: 8, 3: 8}, sft_steps=30, sft_batch=4, sft_seq=1536, sft_copy_share=0.1,
         sft_name_drills=20, sft_varied=0.25, oracle_diagnostics=True,   # every path, once
         eval_tasks={1: 2, 2: 1, 3: 1}, eval_varied=1, max_agent_steps=6, eval_workers=2,
+        rl_steps=1, rl_group=2, rl_tasks_per_step=1,     # one step: the stage's wiring, proved
         eval_every=20, save_every=20,
     ),
     # a 2-core laptop, float32, no torch.compile (each measured slower there than it gains); the

@@ -151,6 +151,10 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
         if (out / run / "metrics.jsonl").exists():
             plot_run(out / run, out / name, title=f"{run}: {'pretraining' if run == 'base' else 'fine-tuning'}")
             plots[run] = name
+    rl = results.get("rl") or {}
+    if rl.get("ran") and (out / "rl" / "metrics.jsonl").exists():
+        from groundup.rl.plot import plot_rl
+        plots["rl"] = plot_rl(out / "rl", out / "rl_reward.png").name
     ev = results.get("eval") or {}
     if ev and plot_success(ev, out / "success_by_kind.png"):
         plots["success"] = "success_by_kind.png"
@@ -228,6 +232,20 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
         L += [""]
         if "model" in plots:
             L += [f"![fine-tuning loss]({plots['model']})", ""]
+    L += ["## Reinforcement learning on training tasks", ""]
+    if rl.get("ran"):
+        L += [f"- {rl['steps']} steps, {rl['attempts']} attempts ({rl['group']} per task, sampled at "
+              f"temperature {rl['temperature']:g}) through the real agent harness, rewarded 1 when the "
+              f"task's tests pass; {rl['rollout_s']:.0f} s of rollouts ({rl['gen_tokens']:,} tokens "
+              f"generated), {rl['update_s']:.0f} s of updates",
+              f"- the rollouts' solve rate: {100 * rl['solved_first']:.0f}% over the first quarter of the "
+              f"steps, {100 * rl['solved_last']:.0f}% over the last; KL from the fine-tuned model at the "
+              f"end {rl['kl_last']} nats/token", "- the evaluation below runs this model", ""]
+        if "rl" in plots:
+            L += [f"![RL reward]({plots['rl']})", ""]
+    else:
+        L += ["Off in this preset: the evaluation runs the fine-tuned model (docs/12-rl.md has what "
+              "RL bought where it was measured).", ""]
     L += ["## Evaluation on held-out tasks", ""]
     if ev:
         L += [f"The trained model as the agent's model (`local:`), at most {ev.get('max_steps')} steps "
@@ -246,6 +264,10 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
                       f"(`groundup/tasks/variants.py`: src/ packages, flat modules with a tests/ "
                       f"folder; a user's sentence instead of test ids): **{v['solved']} / {v['total']}**."]
         L += [""] + failure_table(ev)
+        if "failed_edit" in ev:
+            L += [f"Recovery: {ev['failed_edit']} runs made an edit that failed (the edit tool refused "
+                  f"it, or the tests after it still failed); {ev['recovered']} of them solved the task "
+                  "anyway.", ""]
         if "success" in plots:
             L += [f"![success by tier and kind]({plots['success']})", ""]
     sol = solved_transcript(out)

@@ -75,7 +75,8 @@ def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
     # (for a model still learning, these move long before `solved` does)
     done = {m.get("name") for m in messages
             if m.get("role") == "tool" and not str(m.get("content", "")).startswith("error")}
-    row.update(read_ok="read_file" in done, edit_ok=bool(done & {"edit_file", "write_file"}))
+    row.update(read_ok="read_file" in done, edit_ok=bool(done & {"edit_file", "write_file"}),
+               failed_edit=failed_edit(messages))
     result = check(task, work)
     if not result.solved:           # what the run did instead (failures.py)
         row["failure"] = classify(task.record.get("gold") or [], messages, row.get("stop_reason"))
@@ -90,6 +91,26 @@ def run_task(model: Any, task: TaskInfo, out_dir: Path, max_steps: int = 12,
         shutil.copytree(work, dest)
     remove_scratch(work)
     return row
+
+
+def failed_edit(messages: list[dict[str, Any]]) -> bool:
+    """Did the run make an edit that failed: one the edit tool refused, or an applied one after
+    which the next test run (a bash call) still exited non-zero?"""
+    results = {m.get("tool_call_id"): str(m.get("content", "")) for m in messages
+               if m.get("role") == "tool"}
+    pending = False                 # an applied edit whose test run has not come yet
+    calls = [c for m in messages if m.get("role") == "assistant" for c in m.get("tool_calls") or []]
+    for c in calls:
+        out = results.get(c.get("id"), "")
+        if c.get("name") in ("edit_file", "write_file"):
+            if out.startswith("error"):
+                return True
+            pending = True
+        elif c.get("name") == "bash" and pending:
+            if not out.rstrip().endswith("[exit code 0]"):
+                return True
+            pending = False
+    return False
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -114,6 +135,10 @@ def _stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1])),
             "read_ok": sum(1 for r in rows if r.get("read_ok")),
             "edit_ok": sum(1 for r in rows if r.get("edit_ok")),
+            # runs that made an edit that failed (refused, or the tests after it still failed),
+            # and those of them that solved the task anyway
+            "failed_edit": sum(1 for r in rows if r.get("failed_edit")),
+            "recovered": sum(1 for r in rows if r.get("failed_edit") and r.get("solved")),
             "avg_steps": round(sum(r.get("steps", 0) for r in rows) / n, 2) if n else 0.0,
             "avg_tokens": round(sum(r.get("tokens", 0) for r in rows) / n, 1) if n else 0.0,
             **_cost(rows, solved)}

@@ -9,9 +9,9 @@ import torch
 
 from groundup.chat.format import encode_ordinary, parse_assistant
 from groundup.errors import UserError
-from groundup.rl.rollout import (Job, Turn, failed_edit, load_training_tasks, measure_terms, rollout,
-                                 stitch)
+from groundup.rl.rollout import Job, Turn, load_training_tasks, measure_terms, rollout, stitch
 from groundup.tasks.check import load_tasks
+from groundup.tasks.evaluate import failed_edit
 
 torch.set_num_threads(1)
 

@@ -58,7 +58,8 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
     assert summary["wall_s"] > 0
     report = (out / "report.md").read_text()
     for section in ("## Headline", "## Corpus and tokenizer", "## Pretraining",
-                    "## Fine-tuning on agent trajectories", "## Evaluation on held-out tasks",
+                    "## Fine-tuning on agent trajectories", "## Reinforcement learning on training tasks",
+                    "## Evaluation on held-out tasks",
                     "## A solved transcript", "## The code that did all this"):
         assert section in report
     assert "| read | edited |" in report                       # how far the runs got
@@ -90,6 +91,13 @@ def test_smoke_speedrun_survives_sigkill_in_pretraining_and_completes(tmp_path):
                if not r["solved"])
     results = [json.loads(l) for l in (out / "eval" / "results.jsonl").read_text().splitlines()]
     assert len(results) == sum(summary["heldout"][t]["total"] for t in summary["heldout"])
+    # the rl stage practised on training tasks, and the evaluation ran the model it made
+    rl = summary["stages"]["rl"]
+    assert rl["ran"] and rl["steps"] == 1 and rl["attempts"] == 2
+    assert (out / "rl" / "model.safetensors").exists() and (out / "rl_reward.png").exists()
+    ids = [json.loads(l)["task_id"] for l in (out / "rl" / "rollouts" / "step_000001.jsonl").read_text().splitlines()]
+    assert ids and all(i.startswith("train-") for i in ids)
+    assert summary["stages"]["eval"]["model"] == f"local:{out / 'rl'}"
     print(f"smoke speedrun held-out: {summary['heldout']}")
 
 
@@ -111,6 +119,7 @@ def test_a_run_from_before_a_new_setting_resumes_while_the_setting_keeps_its_def
     cpu = PRESETS["cpu"]
     old = cpu.to_dict()
     del old["sft_name_drills"]                       # written before the setting existed
+    del old["rl_steps"]                              # (and before RL, off in this preset)
     (tmp_path / "preset.json").write_text(json.dumps(old))
     check_out_dir(tmp_path, cpu)                     # same recipe: resumes
     with pytest.raises(UserError, match="another --out"):
