@@ -141,6 +141,21 @@ def step_metrics(attempts: list[Attempt]) -> dict[str, Any]:
             **recovery_counts([{"failed_edit": a.failed_edit, "solved": a.solved} for a in attempts])}
 
 
+def format_step(run: str | Path, step: int, std_norm: bool = False) -> str:
+    """One step's groups as a table: each attempt's reward, advantage, and what it did (from the
+    rollout buffer; docs/12 prints one)."""
+    attempts = [Attempt.from_dict(r) for r in read_jsonl(Path(run) / "rollouts" / f"step_{step:06d}.jsonl")]
+    lines = [f"{'task':<18} {'try':>3} {'reward':>6} {'adv':>6} {'steps':>5}  {'stop':<13} {'tokens':>6}  last call"]
+    for g in sorted({a.group for a in attempts}):
+        members = sorted((a for a in attempts if a.group == g), key=lambda a: a.index)
+        for a, adv in zip(members, group_advantages([a.reward for a in members], std_norm)):
+            calls = [c for m in a.messages if m.get("role") == "assistant" for c in m.get("tool_calls") or []]
+            last = (f"{calls[-1]['name']} {json.dumps(calls[-1].get('arguments'))}" if calls else "-")
+            lines.append(f"{a.task_id:<18} {a.index:>3} {a.reward:>6.2f} {adv:>+6.2f} {a.steps:>5}  "
+                         f"{a.stop_reason:<13} {a.gen_tokens:>6}  {last[:60]}")
+    return "\n".join(lines)
+
+
 def rl_train(cfg: RLConfig, on_step: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Run (or resume) RL until cfg.steps; returns the run directory (a model directory)."""
     from groundup.model import load_model, save_model

@@ -8,7 +8,7 @@ import sys
 import time
 
 from groundup.io import read_jsonl
-from groundup.rl.trainer import DETERMINISTIC
+from groundup.rl.trainer import DETERMINISTIC, format_step
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}      # same thread count everywhere: same float sums
 
@@ -32,6 +32,8 @@ def test_kill_and_resume_gives_the_same_metrics(practice, tmp_path):
     assert sorted(want) == [1, 2, 3]
     assert any(r["groups_with_signal"] for r in want.values())   # some group taught something...
     assert any(r["kl"] > 0 for r in want.values())                # ...and the model moved
+    table = format_step(ref, 1).splitlines()                       # a step's group, printed
+    assert len(table) == 5 and all(line.startswith("train-t1-") for line in table[1:])
 
     run = tmp_path / "killed"
     proc = subprocess.Popen(cmd(practice, run), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
