@@ -1,7 +1,8 @@
 """A tiny world to practise in: one hand-made bug-fix task (a one-line repository and its test)
 and a depth-1 model fitted for a few seconds on one solved conversation, so that sampled at a
 temperature it sometimes fixes the bug and sometimes does not -- groups with real rewards,
-through the real agent, tools and test runs."""
+through the real agent, tools and test runs. (Calibrated: at temperature 1.0 it solved 11 of 16
+attempts, at 1.3 none; a change to the prompt or the tool list moves that.)"""
 
 import json
 from pathlib import Path
@@ -71,10 +72,10 @@ def practice(tmp_path_factory):
     torch.manual_seed(0)
     model = Transformer(ModelConfig.from_depth(1, vocab_size=tok.vocab_size, max_seq_len=1024))
     model.init_weights()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     x = torch.tensor([ids[:-1]])
     y = torch.tensor([[t if m else -1 for t, m in zip(ids[1:], mask[1:])]])
-    for _ in range(100):
+    for _ in range(120):
         (model(x, targets=y) / sum(mask)).backward()
         opt.step()
         opt.zero_grad()

@@ -17,7 +17,7 @@ def cmd(practice, out, *extra):
     tasks, _, model = practice
     return [sys.executable, "-m", "groundup", "train", "rl", "--init", str(model), "--tasks", str(tasks),
             "--out", str(out), "--steps", "3", "--group", "4", "--tasks-per-step", "1",
-            "--temperature", "1.5", "--batch", "4", "--lr", "1e-3", "--seed", "3", "--max-agent-steps", "4",
+            "--temperature", "1.0", "--batch", "4", "--lr", "1e-3", "--seed", "3", "--max-agent-steps", "4",
             "--turn-tokens", "64", "--quiet", *extra]
 
 
@@ -30,7 +30,9 @@ def test_kill_and_resume_gives_the_same_metrics(practice, tmp_path):
     subprocess.run(cmd(practice, ref), env=ENV, check=True, timeout=600, capture_output=True)
     want = numbers(ref)
     assert sorted(want) == [1, 2, 3]
-    assert any(r["groups_with_signal"] for r in want.values())   # some group taught something...
+    # some group taught something (if not, the practice model no longer gives mixed rewards at
+    # this temperature -- a changed prompt or tool list: recalibrate tests/rl/conftest.py)...
+    assert any(r["groups_with_signal"] for r in want.values()), want
     assert any(r["kl"] > 0 for r in want.values())                # ...and the model moved
     table = format_step(ref, 1).splitlines()                       # a step's group, printed
     assert len(table) == 5 and all(line.startswith("train-t1-") for line in table[1:])
