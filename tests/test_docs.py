@@ -1,0 +1,167 @@
+"""The docs keep their promises: every `groundup ...` command they show parses as written, the
+cheap ones run, and every link between them (and into the code) leads somewhere.
+
+What counts as a command: inside a fenced code block, a line `$ groundup ...` (a console
+transcript: the lines after it are output), or a line that starts with `groundup` or
+`.venv/bin/groundup` in a block tagged bash, sh, shell or console. A trailing `\\` continues it on
+the next line; `# ...` ends it; an argument written `...` (an elided part) is left out. Each is
+parsed by the very parser `groundup` builds for it (groundup/cli.py), so an option that does not
+exist, a wrong choice or a missing required argument fails here, with the file and line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+SHELL_TAGS = {"bash", "sh", "shell", "console"}
+
+
+def fenced_commands(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, argv after `groundup`) for each command shown in `path`'s code blocks; an
+    elided command (`...` among its words) ends with "..." """
+    out = []
+    tag, pending, start = None, "", 0
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fence = re.match(r"^\s*(```+|~~~+)\s*(\S*)", line)
+        if fence and not pending:
+            tag = None if tag is not None else fence.group(2).lower()
+            continue
+        if tag is None:
+            continue
+        text = line.strip()
+        if pending:
+            text, start = pending + " " + text, start
+        elif text.startswith("$ groundup") or (tag in SHELL_TAGS and re.match(r"(\.venv/bin/)?groundup\b", text)):
+            text, start = text.removeprefix("$ "), n
+        else:
+            continue
+        if text.endswith("\\"):
+            pending = text[:-1]
+            continue
+        pending = ""
+        words = shlex.split(text, comments=True)
+        out.append((start, [w for w in words[1:] if w != "..."] + (["..."] if "..." in words else [])))
+    return out
+
+
+def all_commands():
+    return [pytest.param(argv, id=f"{p.relative_to(ROOT)}:{n}") for p in DOCS
+            for n, argv in fenced_commands(p)]
+
+
+def loosen(parser: argparse.ArgumentParser) -> None:
+    """no argument required, in the parser and its subcommands: an elided command (`groundup train
+    base ... --nproc 2`) is checked for the options it does show"""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                loosen(sub)
+        else:
+            action.required = False
+
+
+def parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, list[str]]:
+    """the parser `groundup` uses for argv, and the arguments it parses"""
+    from groundup.cli import COMMANDS
+    elided = argv[-1:] == ["..."]
+    argv = argv[:-1] if elided else argv
+    name = argv[0] if argv and argv[0] in COMMANDS else "agent"
+    rest = argv[1:] if argv and argv[0] in COMMANDS else argv
+    parser = argparse.ArgumentParser(prog=f"groundup {name}", exit_on_error=False)
+    importlib.import_module(COMMANDS[name][0]).add_arguments(parser)
+    if elided:
+        loosen(parser)
+    return parser, rest
+
+
+@pytest.mark.parametrize("argv", all_commands())
+def test_every_command_in_the_docs_parses_as_written(argv, capsys):
+    from groundup.cli import COMMANDS
+    assert not argv or argv[0] in COMMANDS or argv[0].startswith("-"), \
+        f"`groundup {argv[0]}` is not a command (groundup --help lists them)"
+    if argv[:1] == ["--help"] or argv[:1] == ["-h"]:
+        return
+    parser, rest = parser_for(argv)
+    try:
+        parser.parse_args(rest)
+    except SystemExit as e:
+        pytest.fail(f"`groundup {' '.join(argv)}` does not parse: {capsys.readouterr().err.strip()}"
+                    if e.code else "")
+    except argparse.ArgumentError as e:
+        pytest.fail(f"`groundup {' '.join(argv)}` does not parse: {e}")
+
+
+def test_the_docs_show_commands_and_the_extractor_finds_them(tmp_path):
+    doc = tmp_path / "x.md"
+    doc.write_text("```bash\ngroundup train base --depth 2 \\\n   --steps 3   # a comment\n"
+                   "make test\n```\n```\ngroundup (Python)   9.76\n$ groundup eval agent ... --workers 2\n"
+                   "output line\n```\nprose: groundup chat --nope\n")
+    assert fenced_commands(doc) == [(2, ["train", "base", "--depth", "2", "--steps", "3"]),
+                                    (8, ["eval", "agent", "--workers", "2", "..."])]
+    assert len(all_commands()) > 30                          # the chapters do show commands
+    with pytest.raises(argparse.ArgumentError):              # and a wrong one would fail
+        p, rest = parser_for(["generate", "--model", "m", "--temperature", "hot"])
+        p.parse_args(rest)
+
+
+def run_groundup(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "groundup", *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_each_command_the_docs_use_explains_itself_and_the_cheap_ones_run(tmp_path):
+    """`--help` for every command path the docs use (`groundup train base --help`, ...), and the
+    commands that cost seconds run for real in an empty directory: they must exit 0."""
+    from groundup.cli import COMMANDS
+    shown = [[w for w in argv if w != "..."] for p in DOCS for _, argv in fenced_commands(p)]
+    paths = {tuple(a[:2]) if len(a) > 1 and not a[1].startswith("-") and a[0] in
+             ("train", "tokenizer", "tasks", "eval", "mcp") else tuple(a[:1]) for a in shown if a}
+    for path in sorted(p for p in paths if not p or p[0] in COMMANDS):
+        r = run_groundup([*path, "--help"], tmp_path)
+        assert r.returncode == 0 and "usage:" in r.stdout, (path, r.stderr[-500:])
+    cheap = [a for a in shown if a[:2] == ["tasks", "generate"] and int(a[a.index("--n") + 1]) <= 2]
+    assert cheap
+    for argv in cheap:
+        r = run_groundup(argv, tmp_path)
+        assert r.returncode == 0, (argv, r.stderr[-2000:])
+
+
+# ----------------------------------------------------------------------------- links
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens"""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    return {slug(m.group(1)) for m in re.finditer(r"^#{1,6}\s+(.+)$", text, re.M)}
+
+
+def test_every_link_in_the_docs_leads_somewhere():
+    broken = []
+    for doc in DOCS:
+        text = re.sub(r"```.*?```", "", doc.read_text(encoding="utf-8"), flags=re.S)
+        for target in LINK.findall(text):
+            if re.match(r"^[a-z]+:", target):
+                continue                                      # http:, mailto:: not checked here
+            file, _, anchor = target.partition("#")
+            dest = (doc.parent / file).resolve() if file else doc
+            if not dest.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
