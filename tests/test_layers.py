@@ -38,7 +38,8 @@ LAYERS: list[list[str]] = [
     ["io"],
     ["argtypes", "gitignore"],                   # small helpers shared by every layer above
     ["tokenizer"],
-    ["model", "chat"],                           # the network; the chat format and templates
+    ["chat"],                                    # the chat format, tool calls, HF templates
+    ["model"],                                   # the network (a GGUF export embeds the template)
     ["engine", "rag"],                           # inference; retrieval (chunks, BM25, encoder)
     ["train"],                                   # pretraining and SFT (its samples use the engine)
     ["providers", "mcp"],                        # model APIs | MCP protocol + client

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local:PATH | openai:NAME | anthropic:NAME | replay:FILE "
                              "(default: the settings' model, or $GROUNDUP_MODEL)")
     parser.add_argument("--base-url", metavar="URL",
-                        help="endpoint for openai: models (vLLM, SGLang, Ollama, llama.cpp's server, ...)")
+                        help="endpoint for openai: models (vLLM, SGLang, Ollama, llama.cpp, `groundup serve`, ...)")
     parser.add_argument("--permission-mode", choices=MODES,
                         help="default: ask before writes and bash; accept-edits: ask before "
                              "bash only; plan: read-only; yolo: never ask (still confined)")
