@@ -41,6 +41,7 @@ from groundup.engine.kvcache import KVCache
 from groundup.engine.sampling import Sampler, SamplingParams, sample_rows
 from groundup.errors import UserError
 from groundup.model import Transformer, load_model, parse_dtype
+from groundup.model.llama import compile_model
 
 
 @dataclass
@@ -225,7 +226,7 @@ class Engine:
             # the RoPE table grows on demand; a compiled graph guards on its size, so build it
             # for the whole context now or every growth would recompile
             model.rope(model.config.max_seq_len, self.dtype, self.device)
-            self.forward = torch.compile(model, dynamic=True)
+            self.forward = compile_model(model, dynamic=True)
         self.tokenizer = tokenizer
         self.eos_ids = tuple(eos_ids)
         self.vocab_size = model.config.vocab_size

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import functools
 import math
+import tempfile
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from groundup.errors import UserError
 from groundup.model.config import ModelConfig
 from groundup.model.loss import linear_cross_entropy
 from groundup.model.rope import apply_rope, inv_frequencies, rope_table, signed_sin
@@ -42,6 +44,18 @@ KV = tuple[torch.Tensor, torch.Tensor]   # one layer's cache: k, v each (B, n_kv
 
 
 is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
+
+
+def compile_model(model: nn.Module, **options) -> nn.Module:
+    """torch.compile(model), refused in one line where it cannot build: inductor writes C++ into
+    the temporary directory and hands its path to the compiler unquoted (torch 2.13), so a
+    TMPDIR with a space or a quote breaks the build deep inside torch."""
+    tmp = tempfile.gettempdir()
+    if any(c.isspace() or c in "'\"" for c in tmp):
+        raise UserError(f"torch.compile cannot build in the temporary directory {tmp!r}: torch passes "
+                        "its path to the C++ compiler unquoted -- set TMPDIR to a directory whose path "
+                        "has no spaces or quotes, or run without --compile")
+    return torch.compile(model, **options)
 
 
 @functools.lru_cache(maxsize=64)

@@ -45,9 +45,9 @@ class EngineBackend:
         self.local = LocalModel(model_dir, dtype=dtype, device=device)
         self.engine = self.local.engine
         if compile:
-            import torch
+            from groundup.model.llama import compile_model
             self.engine.model.rope(self.engine.max_seq_len, self.engine.dtype, self.engine.device)
-            self.engine.forward = torch.compile(self.engine.model, dynamic=True)
+            self.engine.forward = compile_model(self.engine.model, dynamic=True)
         self.scheduler = Scheduler(self.engine, max_batch=max_batch, max_len=max_len,
                                    prefill_chunk=prefill_chunk)
         self.context = self.scheduler.max_len          # prompt + answer, per request

@@ -34,6 +34,7 @@ import torch
 
 from groundup.errors import UserError
 from groundup.io import append_jsonl, atomic_write_json
+from groundup.model.llama import compile_model
 from groundup.tokenizer.special import N_SPECIAL
 from groundup.train import checkpoint as ckpt
 from groundup.train.circuits import Pins
@@ -82,7 +83,7 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
         trim_metrics(run / "metrics.jsonl", step if state is not None else -1)
     d.barrier()
 
-    fwd = torch.compile(model) if cfg.compile else model
+    fwd = compile_model(model) if cfg.compile else model
     if d.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
         fwd = DDP(fwd, device_ids=[d.device.index] if d.device.type == "cuda" else None)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -127,7 +128,7 @@ def test_killed_session_resumes_with_full_history(tmp_path):
     marker = tmp_path / "started"
     first = script(tmp_path / "first.jsonl", [
         turn(call("read_file", path="calc.py"), content="Reading."),
-        turn(call("bash", command=f"echo $$ > {marker}; sleep 20"), content="Running something long."),
+        turn(call("bash", command=f"echo $$ > {shlex.quote(str(marker))}; sleep 20"), content="Running something long."),
         {"content": "never reached"}])
     proc = subprocess.Popen([*GROUNDUP, "-p", "fix it", "--model", first, "--permission-mode",
                              "yolo", "--output-format", "stream-json"], cwd=repo,

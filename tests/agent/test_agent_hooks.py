@@ -1,6 +1,7 @@
 """Hooks (groundup/agent/hooks.py): real commands, run by the real CLI, around a scripted model."""
 
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ def hook_script(repo, name, body):
     """A hook written in Python: reads the event from stdin as `ev`."""
     path = repo / name
     path.write_text("import json, sys\nev = json.load(sys.stdin)\n" + body)
-    return f"{PY} {path}"
+    return f"{shlex.quote(PY)} {shlex.quote(str(path))}"   # a shell command: quote (TMPDIR may hold spaces)
 
 
 def run_json(repo, tmp_path, model, task="go", extra=()):

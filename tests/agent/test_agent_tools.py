@@ -239,7 +239,7 @@ def test_shell_interrupt_kills_the_group(tmp_path):
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            shell.run_command(f"echo $$ > {pidfile}; sleep 30", tmp_path, timeout=20)
+            shell.run_command("echo $$ > p; sleep 30", tmp_path, timeout=20)   # runs in tmp_path
     finally:
         signal.signal(signal.SIGINT, old)
     pid = int(pidfile.read_text())

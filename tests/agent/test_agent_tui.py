@@ -137,7 +137,7 @@ def test_paste_history_and_slash_commands(tmp_path):
         child.sendline("/mode plan")
         child.expect("permission mode: plan")
         child.sendline("/model " + other)
-        child.expect("model: " + other.replace(".", r"\."))
+        child.expect_exact(f"model: {other}")
         child.sendline("/clear")
         child.expect("new session")
         child.sendline("/model " + model)
