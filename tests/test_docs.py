@@ -26,12 +26,14 @@ DOCS = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
 SHELL_TAGS = {"bash", "sh", "shell", "console"}
 
 
-def fenced_commands(path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, argv after `groundup`) for each command shown in `path`'s code blocks; an
-    elided command (`...` among its words) ends with "..." """
-    out = []
+def fenced_commands(path: Path) -> list[tuple[int, list[str], bool]]:
+    """(line number, the words after `groundup`, whether the docs show it refused) for each command
+    in `path`'s code blocks. `...` stays among the words (an elided part); a command whose console
+    output starts with `groundup: error` is shown being refused."""
+    out: list[tuple[int, list[str], bool]] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
     tag, pending, start = None, "", 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         fence = re.match(r"^\s*(```+|~~~+)\s*(\S*)", line)
         if fence and not pending:
             tag = None if tag is not None else fence.group(2).lower()
@@ -40,8 +42,8 @@ def fenced_commands(path: Path) -> list[tuple[int, list[str]]]:
             continue
         text = line.strip()
         if pending:
-            text, start = pending + " " + text, start
-        elif text.startswith("$ groundup") or (tag in SHELL_TAGS and re.match(r"(\.venv/bin/)?groundup\b", text)):
+            text = pending + " " + text
+        elif text.startswith("$ groundup") or (tag in SHELL_TAGS and re.match(r"(\.venv/bin/)?groundup(\s|$)", text)):
             text, start = text.removeprefix("$ "), n
         else:
             continue
@@ -49,69 +51,91 @@ def fenced_commands(path: Path) -> list[tuple[int, list[str]]]:
             pending = text[:-1]
             continue
         pending = ""
-        words = shlex.split(text, comments=True)
-        out.append((start, [w for w in words[1:] if w != "..."] + (["..."] if "..." in words else [])))
+        refused = n < len(lines) and lines[n].strip().startswith("groundup: error")
+        out.append((start, shlex.split(text, comments=True)[1:], refused))
     return out
 
 
 def all_commands():
-    return [pytest.param(argv, id=f"{p.relative_to(ROOT)}:{n}") for p in DOCS
-            for n, argv in fenced_commands(p)]
+    return [pytest.param(argv, refused, id=f"{p.relative_to(ROOT)}:{n}") for p in DOCS
+            for n, argv, refused in fenced_commands(p)]
 
 
-def loosen(parser: argparse.ArgumentParser) -> None:
-    """no argument required, in the parser and its subcommands: an elided command (`groundup train
-    base ... --nproc 2`) is checked for the options it does show"""
+# argument types that check the disk: a chapter's `--init runs/base` names what an earlier step
+# made, so the docs are checked for the shape of each command, not for files this checkout lacks
+DISK_CHECKS = {"existing_file", "existing_dir", "existing_path", "model_dir"}
+
+
+def loosen(parser: argparse.ArgumentParser, required: bool) -> None:
+    """in the parser and its subcommands: no check of the disk, and (an elided command, `groundup
+    train base ... --nproc 2`, checked for the options it does show) nothing required"""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
-                loosen(sub)
-        else:
+                loosen(sub, required)
+            continue
+        if getattr(action.type, "__module__", "") == "groundup.argtypes" and \
+                getattr(action.type, "__name__", "") in DISK_CHECKS:
+            action.type = None
+        if not required:
             action.required = False
 
 
-def parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, list[str]]:
+def parser_for(argv: list[str], elided: bool) -> tuple[argparse.ArgumentParser, list[str]]:
     """the parser `groundup` uses for argv, and the arguments it parses"""
     from groundup.cli import COMMANDS
-    elided = argv[-1:] == ["..."]
-    argv = argv[:-1] if elided else argv
     name = argv[0] if argv and argv[0] in COMMANDS else "agent"
     rest = argv[1:] if argv and argv[0] in COMMANDS else argv
     parser = argparse.ArgumentParser(prog=f"groundup {name}", exit_on_error=False)
     importlib.import_module(COMMANDS[name][0]).add_arguments(parser)
-    if elided:
-        loosen(parser)
+    loosen(parser, required=not elided)
     return parser, rest
 
 
-@pytest.mark.parametrize("argv", all_commands())
-def test_every_command_in_the_docs_parses_as_written(argv, capsys):
+def parse_error(argv: list[str], capsys) -> str | None:
+    """why `groundup argv` does not parse, or None. An elided part (`...`) may stand for
+    arguments (dropped) or for an option's value (a placeholder): either reading may parse."""
+    elided = "..." in argv
+    readings = [[w for w in argv if w != "..."], ["X" if w == "..." else w for w in argv]] if elided else [argv]
+    errors = []
+    for words in readings:
+        parser, rest = parser_for(words, elided)
+        try:
+            parser.parse_args(rest)
+            return None
+        except SystemExit as e:
+            if e.code in (0, None):
+                return None
+            errors.append(capsys.readouterr().err.strip())
+        except argparse.ArgumentError as e:
+            errors.append(str(e))
+    return errors[0]
+
+
+@pytest.mark.parametrize("argv,refused", all_commands())
+def test_every_command_in_the_docs_parses_as_written(argv, refused, capsys):
     from groundup.cli import COMMANDS
     assert not argv or argv[0] in COMMANDS or argv[0].startswith("-"), \
         f"`groundup {argv[0]}` is not a command (groundup --help lists them)"
-    if argv[:1] == ["--help"] or argv[:1] == ["-h"]:
-        return
-    parser, rest = parser_for(argv)
-    try:
-        parser.parse_args(rest)
-    except SystemExit as e:
-        pytest.fail(f"`groundup {' '.join(argv)}` does not parse: {capsys.readouterr().err.strip()}"
-                    if e.code else "")
-    except argparse.ArgumentError as e:
-        pytest.fail(f"`groundup {' '.join(argv)}` does not parse: {e}")
+    if refused:
+        return                                # shown being refused: its error is the point
+    error = parse_error(argv, capsys)
+    assert error is None, f"`groundup {' '.join(argv)}` does not parse: {error}"
 
 
-def test_the_docs_show_commands_and_the_extractor_finds_them(tmp_path):
+def test_the_docs_show_commands_and_the_extractor_finds_them(tmp_path, capsys):
     doc = tmp_path / "x.md"
     doc.write_text("```bash\ngroundup train base --depth 2 \\\n   --steps 3   # a comment\n"
                    "make test\n```\n```\ngroundup (Python)   9.76\n$ groundup eval agent ... --workers 2\n"
-                   "output line\n```\nprose: groundup chat --nope\n")
-    assert fenced_commands(doc) == [(2, ["train", "base", "--depth", "2", "--steps", "3"]),
-                                    (8, ["eval", "agent", "--workers", "2", "..."])]
+                   "output line\n$ groundup train base --steps -3\ngroundup: error: argument --steps\n```\n"
+                   "prose: groundup chat --nope\n")
+    assert fenced_commands(doc) == [(2, ["train", "base", "--depth", "2", "--steps", "3"], False),
+                                    (8, ["eval", "agent", "...", "--workers", "2"], False),
+                                    (10, ["train", "base", "--steps", "-3"], True)]
     assert len(all_commands()) > 30                          # the chapters do show commands
-    with pytest.raises(argparse.ArgumentError):              # and a wrong one would fail
-        p, rest = parser_for(["generate", "--model", "m", "--temperature", "hot"])
-        p.parse_args(rest)
+    assert "--temperature" in parse_error(["generate", "--model", "m", "--temperature", "hot"], capsys)
+    assert parse_error(["-p", "x", "--model", "..."], capsys) is None       # an elided value
+    assert parse_error(["train", "base", "...", "--nproc", "2"], capsys) is None
 
 
 def run_groundup(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -123,7 +147,7 @@ def test_each_command_the_docs_use_explains_itself_and_the_cheap_ones_run(tmp_pa
     """`--help` for every command path the docs use (`groundup train base --help`, ...), and the
     commands that cost seconds run for real in an empty directory: they must exit 0."""
     from groundup.cli import COMMANDS
-    shown = [[w for w in argv if w != "..."] for p in DOCS for _, argv in fenced_commands(p)]
+    shown = [[w for w in argv if w != "..."] for p in DOCS for _, argv, _ in fenced_commands(p)]
     paths = {tuple(a[:2]) if len(a) > 1 and not a[1].startswith("-") and a[0] in
              ("train", "tokenizer", "tasks", "eval", "mcp") else tuple(a[:1]) for a in shown if a}
     for path in sorted(p for p in paths if not p or p[0] in COMMANDS):
