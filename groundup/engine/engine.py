@@ -31,7 +31,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -142,6 +142,9 @@ class Batch:
         self.cache = KVCache(engine.model.config, max_batch, max_len, engine.dtype, engine.device)
         self.seqs: list[Sequence] = []
         self._arange = torch.arange(max_len, device=engine.device)   # (max_len,) reused to build masks
+        # called as on_leave(row, seq) while a leaving sequence's row still holds its k/v (the
+        # scheduler's prefix cache keeps a copy)
+        self.on_leave: Callable[[int, Sequence], None] | None = None
 
     @property
     def full(self) -> bool:
@@ -190,6 +193,8 @@ class Batch:
 
     def _remove(self, rows: list[int]) -> None:
         for r in sorted(rows, reverse=True):          # highest first, so the moved-in last row is alive
+            if self.on_leave is not None:
+                self.on_leave(r, self.seqs[r])
             last = len(self.seqs) - 1
             if r != last:
                 self.cache.move_row(last, r, self.seqs[last].length)

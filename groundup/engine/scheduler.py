@@ -25,6 +25,15 @@ Design choices:
 - A caller that cannot block a thread per request (an asyncio server) passes `on_ready` to
   `submit`: called from the loop thread whenever the handle has something new, after which
   `drain()` takes what is there without blocking.
+- Prefix cache (`prefix_cache=True`, what the agent's local model uses when it serves several
+  conversations at once): an agent sends its whole conversation every turn, so each prompt
+  starts with the previous turn's prompt and answer. When a sequence leaves the batch its k/v
+  row is copied into a side cache of `max_batch` rows (one per conversation in flight; the least
+  recently used row goes first, a row extended by the same conversation is replaced); a new
+  prompt takes the row with the longest common prefix and prefills only the rest -- the
+  single-conversation prefix cache of engine.py, for N conversations. A copy of a row costs
+  far less than prefilling it again (a few MB against a forward pass over ~1-2k tokens).
+  Whole-prompt prefill only: a chunked prompt starts from scratch.
 - A failure inside the loop is delivered to every affected handle (re-raised in the caller's
   thread) instead of dying silently in the background.
 """
@@ -38,6 +47,7 @@ from typing import Callable, Iterator
 import torch
 
 from groundup.engine.engine import Batch, Engine, GenerationResult, Sequence, TokenEvent
+from groundup.engine.kvcache import KVCache
 from groundup.engine.sampling import SamplingParams
 
 _DONE = object()
@@ -112,11 +122,18 @@ class RequestHandle:
 
 class Scheduler:
     def __init__(self, engine: Engine, max_batch: int = 8, max_len: int | None = None,
-                 prefill_chunk: int | None = None):
+                 prefill_chunk: int | None = None, prefix_cache: bool = False):
         """max_batch slots of max_len tokens each (prompt + output), allocated up front. The
         default caps max_len at 4096: a 32k-context config would otherwise reserve gigabytes.
-        prefill_chunk: prefill prompts longer than this in chunks between decode steps."""
+        prefill_chunk: prefill prompts longer than this in chunks between decode steps.
+        prefix_cache: keep finished sequences' k/v (max_batch more rows) and prefill a prompt
+        that starts with one of them from where it ends."""
         self.engine = engine
+        self.prefix_cache = prefix_cache
+        self._kept: KVCache | None = None             # the prefix cache's rows (loop thread only)
+        self._kept_ids: list[list[int]] = []          # the ids each kept row holds, by row
+        self._kept_order: list[int] = []              # kept rows, least recently used first
+        self.reused_tokens = 0                        # prompt tokens not prefilled again, in all
         self.max_len = min(max_len or 4096, engine.max_seq_len)
         self.max_batch = max_batch
         if prefill_chunk is not None and prefill_chunk < 1:
@@ -197,6 +214,8 @@ class Scheduler:
         try:
             with torch.inference_mode():
                 self._batch = Batch(self.engine, self.max_batch, self.max_len)
+                if self.prefix_cache:
+                    self._batch.on_leave = self._keep
                 while True:
                     with self._cond:
                         while not (self._closed or self._waiting or self._running or self._prefilling
@@ -249,6 +268,8 @@ class Scheduler:
         try:
             if start:                          # the staging row holds prompt[:start]: move it to the slot
                 self._batch.cache.copy_row_from(self._staging.cache, 0, len(self._batch.seqs), start)
+            elif self.prefix_cache:
+                start = self._reuse(h.seq.prompt, len(self._batch.seqs))
             ev = self._batch.add(h.seq, start)
         except Exception as e:          # e.g. out of memory for this prompt: fail this request only
             h._finish(e)
@@ -256,6 +277,46 @@ class Scheduler:
         if h.seq.finish_reason is None:
             self._running[id(h.seq)] = h
         h._emit(ev)
+
+    def _keep(self, row: int, seq: Sequence) -> None:
+        """A sequence leaves the batch (Batch.on_leave): copy the k/v its row holds into the
+        prefix cache, over the row its conversation had (a prefix of it), else the least
+        recently used one."""
+        ids = (seq.prompt + seq.generated)[:seq.length]    # the last sampled token was never fed
+        if not ids:
+            return
+        if self._kept is None:
+            self._kept = KVCache(self.engine.model.config, self.max_batch, self.max_len,
+                                 self.engine.dtype, self.engine.device)
+        same = [r for r in self._kept_order if ids[:len(self._kept_ids[r])] == self._kept_ids[r]]
+        if same:
+            dst = same[0]
+        elif len(self._kept_ids) < self.max_batch:
+            dst = len(self._kept_ids)
+            self._kept_ids.append([])
+        else:
+            dst = self._kept_order[0]
+        self._kept.copy_row_from(self._batch.cache, row, dst, len(ids))
+        self._kept_ids[dst] = ids
+        self._kept_order = [r for r in self._kept_order if r != dst] + [dst]
+
+    def _reuse(self, prompt: list[int], slot: int) -> int:
+        """Copy the kept row sharing the longest prefix with `prompt` into `slot`; returns how
+        many leading prompt tokens it holds (at least the last one is prefilled again: its logits
+        give the first new token)."""
+        best, n = -1, 0
+        for r in self._kept_order:
+            ids, k = self._kept_ids[r], 0
+            limit = min(len(ids), len(prompt) - 1)
+            while k < limit and ids[k] == prompt[k]:
+                k += 1
+            if k > n:
+                best, n = r, k
+        if n:
+            self._batch.cache.copy_row_from(self._kept, best, slot, n)
+            self._kept_order = [r for r in self._kept_order if r != best] + [best]
+            self.reused_tokens += n
+        return n
 
     def _prefill_chunk(self) -> None:
         """Prefill the next chunk of the prompt being staged; its last chunk joins the batch."""

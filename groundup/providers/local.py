@@ -92,7 +92,9 @@ class LocalModel:
         self.scheduler = None
         if batch > 1:                  # shared by threads: one decode step serves every conversation
             from groundup.engine.scheduler import Scheduler
-            self.scheduler = Scheduler(self.engine, max_batch=batch, max_len=self.engine.max_seq_len)
+            # each conversation's next prompt starts with its last one: prefill only the new part
+            self.scheduler = Scheduler(self.engine, max_batch=batch, max_len=self.engine.max_seq_len,
+                                       prefix_cache=True)
 
     def check(self) -> None:
         """Nothing to reach: a directory that loads is a model that answers."""

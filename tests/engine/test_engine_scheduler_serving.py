@@ -83,3 +83,26 @@ def test_a_cancelled_prompt_that_is_still_being_prefilled_frees_its_slot(engine)
         assert h.result(timeout=60).finish_reason == "cancelled"
         r = sched.submit(_prompt(5, 5), SamplingParams(max_new_tokens=3)).result(timeout=60)
     assert len(r.token_ids) == 3
+
+
+def test_prefix_cache_prefills_each_conversation_only_where_it_is_new(engine):
+    """Two agent conversations through one batch: every turn's prompt is the last prompt, its
+    answer and something new. With the prefix cache each prompt prefills only the new part,
+    and the tokens are those of an engine without any cache."""
+    params = SamplingParams(max_new_tokens=6)
+    convos = [_prompt(30, 40), _prompt(25, 41)]
+    assert convos[0][0] != convos[1][0]
+    expected = 0
+    with Scheduler(engine, max_batch=2, prefix_cache=True) as sched:
+        for turn in range(3):
+            handles = [sched.submit(c, params) for c in convos]          # both in flight at once
+            got = [h.result().token_ids for h in handles]
+            assert got == [engine.generate(c, params).token_ids for c in convos]
+            assert sched.reused_tokens == expected
+            expected += sum(len(c) + len(g) - 1 for c, g in zip(convos, got))  # the last token: never fed
+            convos = [c + g + _prompt(7, 50 + 2 * turn + i) for i, (c, g) in enumerate(zip(convos, got))]
+        # a new conversation that shares only a first part with one of them reuses that part
+        before = sched.reused_tokens
+        fresh = convos[0][:12] + _prompt(9, 60)
+        assert sched.submit(fresh, params).result().token_ids == engine.generate(fresh, params).token_ids
+        assert sched.reused_tokens - before == 12
