@@ -15,7 +15,10 @@ Design choices:
   it; a timeout cancels the call on the server; every failure is a tool error the model
   reads, and the run goes on.
 - Names are `mcp__SERVER__TOOL` (as in Claude Code), cut to the 64 characters and the
-  [A-Za-z0-9_-] alphabet that the Anthropic and OpenAI APIs accept for tool names.
+  [A-Za-z0-9_-] alphabet that the Anthropic and OpenAI APIs accept for tool names. Two tools
+  that come out as one name (`get.item` and `get_item`, or two long names cut at 64) stay
+  apart: the later one gets a short hash of its server and original name, the same every run
+  (so a permission rule naming it keeps working).
 - A tool's `readOnlyHint` is only a hint from someone else's code: it makes the tool run
   without asking (and in parallel) only when the user listed the server in the settings'
   `mcp_trust_read_only`. A server's description can say anything, so it stays in its tool
@@ -29,6 +32,7 @@ Design choices:
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import re
 import sys
@@ -51,6 +55,14 @@ MENTION = re.compile(r"@([A-Za-z0-9_-]+):(\S+)")
 
 def tool_name(server: str, tool: str) -> str:
     return ("mcp__" + server + "__" + re.sub(r"[^A-Za-z0-9_-]", "_", tool))[:64]
+
+
+def distinct_name(taken: dict[str, Any], server: str, tool: str) -> str:
+    """tool_name, or -- when another tool already has that name -- one with a hash suffix."""
+    name = tool_name(server, tool)
+    if name not in taken:
+        return name
+    return name[:55] + "_" + hashlib.sha1(f"{server}\0{tool}".encode()).hexdigest()[:8]
 
 
 def make_client(cfg: ServerConfig, cwd: str | None = None, **kw: Any) -> Client:
@@ -184,7 +196,7 @@ class McpTools:
             if s.error or s.client is None:
                 continue
             for tool in s.tools:
-                name = tool_name(s.config.name, str(tool.get("name", "")))
+                name = distinct_name(defs, s.config.name, str(tool.get("name", "")))
                 defs[name] = (s.config.name, tool)
                 out.append({"name": name,
                             "description": str(tool.get("description") or tool.get("title")

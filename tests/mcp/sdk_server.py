@@ -67,6 +67,18 @@ def fail(reason: str) -> str:
     raise ValueError(f"failed on purpose: {reason}")
 
 
+@mcp.tool(name="lookup.item")
+def lookup_dotted(key: str) -> str:
+    """Look an item up (a dotted name: it becomes lookup_item in the agent, like the next one)."""
+    return f"dotted {key}"
+
+
+@mcp.tool(name="lookup_item")
+def lookup_underscored(key: str) -> str:
+    """Look an item up (the underscored twin of lookup.item)."""
+    return f"underscored {key}"
+
+
 @mcp.resource("note://greeting", mime_type="text/plain")
 def greeting() -> str:
     """A short text resource."""

@@ -119,7 +119,14 @@ def test_mcp_tools_prompts_resources_and_read_only_trust(tmp_path):
         assert not tools.is_read_only("mcp__sdk__weather")     # annotated, but not trusted
         tools.trusted.add("sdk")                                # mcp_trust_read_only: ["sdk"]
         assert tools.is_read_only("mcp__sdk__weather") and not tools.is_read_only("mcp__sdk__add")
-        assert tools.status_lines() == [f"sdk  connected  stdio {PY} {SDK_SERVER} stdio  6 tools"]
+        assert tools.status_lines() == [f"sdk  connected  stdio {PY} {SDK_SERVER} stdio  8 tools"]
+        # lookup.item and lookup_item both sanitise to mcp__sdk__lookup_item: the later one is
+        # told apart by a hash, and each name reaches its own tool
+        twins = [n for n in names if n.startswith("mcp__sdk__lookup_item")]
+        assert len(twins) == 2 and len(set(twins)) == 2 and len(names) == len(set(names))
+        answers = sorted(tools.call(n, {"key": "k"}).content for n in twins)
+        assert answers == ["dotted k", "underscored k"]
+        assert [s["name"] for s in tools.schemas()] == names      # the same names every listing
     finally:
         tools.close()
 

@@ -34,7 +34,7 @@ def test_add_list_call_remove(tmp_path):
 
     p = run_cli(["mcp", "list"], ws, tmp_path, timeout=120)
     rows = {line.split()[0]: line for line in p.stdout.splitlines()}
-    assert "connected" in rows["sdk"] and rows["sdk"].endswith("6 tools")
+    assert "connected" in rows["sdk"] and rows["sdk"].endswith("8 tools")
     assert "connected" in rows["self"] and rows["self"].endswith("4 tools")
     assert "failed" in rows["gone"] and "cannot reach" in rows["gone"]
 
