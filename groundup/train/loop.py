@@ -18,6 +18,8 @@ Design choices:
   (train/validation.py), so a resumed run continues the same sequence of steps.
 - torch.compile is off by default: it pays on a GPU, while on a CPU its compile time outweighs
   the gain for the speedrun's few-minute stages (docs/lab/2026-12-03-measurements-behind-the-code.md).
+- Ctrl-C / SIGTERM finish the step, save a checkpoint and then stop (train/stop.py): nothing
+  trained is lost, whatever `save_every` is.
 - A model with hand-written induction heads keeps them: the circuit's weights are put back
   after every optimizer step (train/circuits.py, Pins; a no-op for any other model).
 """
@@ -46,6 +48,7 @@ from groundup.train.precision import autocast
 from groundup.train.probes import copy_accuracy
 from groundup.train.progress import Progress, flops_per_token, peak_flops
 from groundup.train.rundir import trim_metrics
+from groundup.train.stop import StopAtStep
 from groundup.train.validation import evaluate, generate_sample
 
 
@@ -125,48 +128,57 @@ def train_loop(cfg: LoopConfig, d: Dist, model, train_ds, val_ds, token_bytes, r
     if step == 0:
         do_eval(0)
     model.train()
-    while step < cfg.steps:
-        t0 = time.perf_counter()
-        lr = lr_at(step, peak_lr, cfg.steps, warmup, cfg.min_lr_frac)
-        set_lr(opt, lr)
-        batches = loader.next_step()
-        n_tgt = d.sum(sum((y != IGNORE).sum() for _, y in batches).to(d.device)).clamp(min=1)
-        step_loss = torch.zeros((), device=d.device)
-        for i, (x, y) in enumerate(batches):
-            x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-            sync = d.world == 1 or i == len(batches) - 1
-            with (contextlib.nullcontext() if sync else fwd.no_sync()):
-                with autocast(cfg, d.device):
-                    # summed nats over the targets that count (IGNORE is negative: none), the
-                    # output head fused into the loss and run on those positions only (model/loss.py)
-                    loss = fwd(x, targets=y)
-                (loss * (d.world / n_tgt)).backward()    # DDP averages over ranks: undo that
-            step_loss += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        pins.restore()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        loss_val = float(d.sum(step_loss) / n_tgt)
-        if not math.isfinite(loss_val):
-            raise RuntimeError(f"loss is {loss_val} at step {step}: lower --lr or check the data")
-        dt = time.perf_counter() - t0
-        elapsed += dt
-        ntok = cfg.batch_size * cfg.seq_len
-        tokens_seen += ntok
-        tok_s = ntok / dt
-        mfu = tok_s * flops_tok / (peak * d.world) if peak else None
-        rec = {"step": step, "loss": loss_val, "lr": lr, "grad_norm": float(grad_norm),
-               "tokens_per_s": tok_s, "tokens": tokens_seen, "time": elapsed}
-        if mfu is not None:
-            rec["mfu"] = mfu
-        if d.main:
-            append_jsonl(metrics_path, rec)
-        prog.update(step, loss_val, lr, tok_s, mfu)
-        last.update(rec)
-        if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
-            do_eval(step)
-        if step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0):
-            save(step)
+    with StopAtStep() as stop:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            lr = lr_at(step, peak_lr, cfg.steps, warmup, cfg.min_lr_frac)
+            set_lr(opt, lr)
+            batches = loader.next_step()
+            n_tgt = d.sum(sum((y != IGNORE).sum() for _, y in batches).to(d.device)).clamp(min=1)
+            step_loss = torch.zeros((), device=d.device)
+            for i, (x, y) in enumerate(batches):
+                x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+                sync = d.world == 1 or i == len(batches) - 1
+                with (contextlib.nullcontext() if sync else fwd.no_sync()):
+                    with autocast(cfg, d.device):
+                        # summed nats over the targets that count (IGNORE is negative: none), the
+                        # output head fused into the loss and run on those positions only (model/loss.py)
+                        loss = fwd(x, targets=y)
+                    (loss * (d.world / n_tgt)).backward()    # DDP averages over ranks: undo that
+                step_loss += loss.detach()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            pins.restore()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            loss_val = float(d.sum(step_loss) / n_tgt)
+            if not math.isfinite(loss_val):
+                raise RuntimeError(f"loss is {loss_val} at step {step}: lower --lr or check the data")
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            ntok = cfg.batch_size * cfg.seq_len
+            tokens_seen += ntok
+            tok_s = ntok / dt
+            mfu = tok_s * flops_tok / (peak * d.world) if peak else None
+            rec = {"step": step, "loss": loss_val, "lr": lr, "grad_norm": float(grad_norm),
+                   "tokens_per_s": tok_s, "tokens": tokens_seen, "time": elapsed}
+            if mfu is not None:
+                rec["mfu"] = mfu
+            if d.main:
+                append_jsonl(metrics_path, rec)
+            prog.update(step, loss_val, lr, tok_s, mfu)
+            last.update(rec)
+            if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
+                do_eval(step)
+            saved = step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0)
+            if saved:
+                save(step)
+            if step < cfg.steps and stop.agreed(d):   # Ctrl-C / SIGTERM in the step: keep it, stop
+                if not saved:
+                    save(step)
+                prog.close()
+                d.say(f"stopped after step {step} of {cfg.steps}; a checkpoint holds it: run the "
+                      "same command with --resume to continue")
+                stop.reraise()
     prog.close()
     return last

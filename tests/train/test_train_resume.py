@@ -64,6 +64,42 @@ def test_resume_after_sigkill_is_exact(corpus_dir, tok_dir, tmp_path, optimizer)
     assert (run / "model.safetensors").exists() and (run / "tokenizer.json").exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_run_saves_the_step_it_finished(corpus_dir, tok_dir, tmp_path, signum):
+    """Ctrl-C or SIGTERM with no periodic checkpoint due: the run finishes its step, saves it,
+    exits 130 / 143, and --resume continues from there to the same losses."""
+    steps = 12
+    ref = tmp_path / "ref"
+    subprocess.run(cli_args(corpus_dir, tok_dir, ref, steps, "--save-every", "0", "--quiet"),
+                   env=ENV, check=True, timeout=300)
+    expected = losses(ref)
+
+    run = tmp_path / "stopped"
+    # a test run in the background has SIGINT ignored, which a child inherits: give it back
+    p = subprocess.Popen(cli_args(corpus_dir, tok_dir, run, steps, "--save-every", "0", "--quiet"),
+                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:
+        if (run / "metrics.jsonl").exists() and max(losses(run), default=0) >= 3:
+            p.send_signal(signum)
+            break
+        time.sleep(0.01)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == (143 if signum == signal.SIGTERM else 130), err
+    assert "finishing this step to save a checkpoint" in err
+    stopped_at = max(losses(run))
+    assert 3 <= stopped_at < steps
+    assert f"stopped after step {stopped_at} of {steps}" in err
+    assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [stopped_at]   # none periodic
+
+    r = subprocess.run(cli_args(corpus_dir, tok_dir, run, steps, "--save-every", "0", "--resume"),
+                       env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"from step {stopped_at}" in r.stderr
+    assert losses(run) == expected
+
+
 def test_truncated_latest_checkpoint_falls_back_on_resume(corpus_dir, tok_dir, tmp_path, capfd):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
