@@ -189,3 +189,31 @@ def test_every_link_in_the_docs_leads_somewhere():
             elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
                 broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
+
+
+# ----------------------------------------------------------------------------- examples
+
+def test_the_speedrun_prompt_example_renders_what_the_agent_sends(tmp_path):
+    """docs/08's prompt comes from docs/examples/speedrun_prompt.py: without a run it generates
+    the cpu preset's first held-out task and trains a tiny tokenizer (about a second), and the
+    tokens it prints decode back to the text it prints."""
+    from groundup.agent.tools import CORE_TOOLS, Toolbox
+    from groundup.chat.format import render_tool
+    r = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "speedrun_prompt.py")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout
+    assert "== task heldout-t1-1100000 (tier 1," in out
+    for schema in Toolbox(tmp_path, tools=CORE_TOOLS).schemas():        # the real tool lines
+        assert render_tool(schema) in out
+    text = out.split("== rendered in our chat format (chat/format.py):\n")[1].split("\n== ")[0]
+    assert text.startswith("<|begin_of_text|><|system|>You are a coding agent in /tmp/groundup-")
+    assert text.endswith("<|end_of_turn|><|assistant|>")
+    pieces = out.split("one by one ([...] is one special token):\n")[1].strip().split(" | ")
+    ids = out.split("== the token ids:\n")[1].split("\n")[0].split()
+    assert len(pieces) == len(ids) == int(re.search(r"== (\d+) tokens:", out).group(1))
+    assert "".join(p[1:-1] if p.startswith("[<|") else p.encode().decode("unicode_escape")
+                   for p in pieces) == text
+    r = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "speedrun_prompt.py"),
+                        "--run", str(tmp_path / "nowhere")], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 2 and "is not a directory" in r.stderr and "Traceback" not in r.stderr
