@@ -204,11 +204,14 @@ def write_report(out: Path, preset_name: str, results: dict[str, dict]) -> dict[
         L += [""]
         if pt.get("sample"):
             prompt = pt.get("sample_prompt") or "def "
+            # the trainer's sample holds its prompt (train/trainer.py decodes prompt + continuation)
+            text = str(pt["sample"])
+            cont = text[len(prompt):] if text.startswith(prompt) else text
             L += ["A sample from the pretrained model (temperature 0.8, top 40), continuing the "
                   "prompt above the marked line: Python-shaped text from a 2M-parameter model "
                   "that has read a third of its corpus once, not working code:", "", "```python",
                   prompt.removesuffix("def ").rstrip("\n"), "", "# ---- the model, from here ----",
-                  ("def " if prompt.endswith("def ") else "") + str(pt["sample"]), "```", ""]
+                  ("def " if prompt.endswith("def ") else "") + cont, "```", ""]
         if "base" in plots:
             L += [f"![pretraining loss]({plots['base']})", ""]
     L += ["## Fine-tuning on agent trajectories", ""]
