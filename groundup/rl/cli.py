@@ -45,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=d.temperature,
                    help=f"sampling temperature of the rollouts (default {d.temperature:g})")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: a tenth of the pretraining rate for this width)")
+                   help="learning rate (default: a hundredth of the pretraining rate for this "
+                        "width; a tenth broke the tool-call format within two steps: docs/12)")
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warmup steps (default 0)")
     p.add_argument("--optimizer", choices=("adamw", "muon"), default=d.optimizer,
                    help=f"default {d.optimizer}")

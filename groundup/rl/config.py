@@ -17,7 +17,7 @@ class RLConfig:
     group: int = 8                  # attempts per task (the G of GRPO)
     tasks_per_step: int = 2
     temperature: float = 1.0        # rollouts sample at this temperature; the loss uses the same
-    lr: float | None = None         # None: a tenth of the pretraining rate for this width
+    lr: float | None = None         # None: a hundredth of the pretraining rate for this width (docs/12)
     warmup_steps: int = 0
     optimizer: str = "adamw"
     grad_clip: float = 1.0

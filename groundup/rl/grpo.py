@@ -97,7 +97,7 @@ def grpo_backward(model, ref_model, rows: Sequence[tuple[list[int], list[int], f
         if loss.requires_grad and (adv != 0 or (kl_coef and ref_model is not None)):
             loss.backward()
         stats["loss"] += float(loss.detach())
-        stats["pg"] += float(pg) / n
-        stats["kl"] += float(kl_sum) / n
+        stats["pg"] += float(pg.detach()) / n
+        stats["kl"] += float(kl_sum.detach()) / n
         stats["entropy"] += float(ent.sum()) / n
     return stats

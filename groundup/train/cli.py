@@ -111,9 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rl_arguments(sub.add_parser("rl", help="reinforcement learning on bug-fix tasks, rewarded when "
                                            "the tests pass (GRPO-style; resumable)"))
     pl = sub.add_parser("plot", help="draw a run's loss curves to PNG",
-                        description="Plot training loss, validation loss and bits/byte of a run.")
+                        description="Plot training loss, validation loss and bits/byte of a run; "
+                                    "of an RL run, its reward, solve rate, KL and entropy.")
     pl.add_argument("run_dir", type=existing_dir, help="a run directory (holding metrics.jsonl)")
-    pl.add_argument("-o", "--output", default=None, type=output_file, help="PNG path (default RUN_DIR/loss.png)")
+    pl.add_argument("-o", "--output", default=None, type=output_file,
+                    help="PNG path (default RUN_DIR/loss.png; RUN_DIR/rl.png for an RL run)")
 
 
 def _common(args) -> dict:
@@ -198,6 +200,10 @@ def _sample_prompt(path: str, tokenizer) -> list[int] | None:
 
 def run(args) -> int:
     if args.verb == "plot":
+        if (Path(args.run_dir) / "rl_config.json").is_file():     # an RL run: its own curves
+            from groundup.rl.plot import plot_rl
+            print(plot_rl(args.run_dir, args.output))
+            return 0
         from groundup.train.plot import plot_run
         print(plot_run(args.run_dir, args.output))
         return 0

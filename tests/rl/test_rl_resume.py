@@ -36,6 +36,10 @@ def test_kill_and_resume_gives_the_same_metrics(practice, tmp_path):
     assert any(r["kl"] > 0 for r in want.values())                # ...and the model moved
     table = format_step(ref, 1).splitlines()                       # a step's group, printed
     assert len(table) == 5 and all(line.startswith("train-t1-") for line in table[1:])
+    png = tmp_path / "curves.png"                                  # `train plot` knows an RL run
+    p = subprocess.run([sys.executable, "-m", "groundup", "train", "plot", str(ref), "-o", str(png)],
+                       env=ENV, timeout=300, capture_output=True, text=True)
+    assert p.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p.stderr
 
     run = tmp_path / "killed"
     proc = subprocess.Popen(cmd(practice, run), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
