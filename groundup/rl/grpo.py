@@ -99,5 +99,5 @@ def grpo_backward(model, ref_model, rows: Sequence[tuple[list[int], list[int], f
         stats["loss"] += float(loss.detach())
         stats["pg"] += float(pg.detach()) / n
         stats["kl"] += float(kl_sum.detach()) / n
-        stats["entropy"] += float(ent.sum()) / n
+        stats["entropy"] += float(ent.detach().sum()) / n
     return stats

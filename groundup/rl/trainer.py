@@ -265,7 +265,8 @@ def rl_train(cfg: RLConfig, on_step: Callable[[dict[str, Any]], None] | None = N
                    "entropy": stats["entropy"], "train_tokens": stats["tokens"], "grad_norm": grad_norm,
                    "lr": lr, "attempts": len(attempts), "rollout_s": round(rollout_s, 2),
                    "update_s": round(update_s, 2),
-                   "tokens_per_s": round(m["gen_tokens"] / max(rollout_s, 1e-9), 1),
+                   # the attempts run now (a resumed step reuses its buffered ones)
+                   "tokens_per_s": round(sum(a.gen_tokens for a in new) / max(rollout_s, 1e-9), 1),
                    "time": round(elapsed, 1)}
             append_jsonl(run / "metrics.jsonl", rec)
             if on_step is not None:
