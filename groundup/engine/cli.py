@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     engine = load_engine(args.model, dtype=args.dtype, device=args.device, compile=args.compile)
+    if args.compile:   # build the graphs now, so that the rates below measure decoding, not compiling
+        print("compiling the model (one-off: ~10-60 s on 2 cores, longer on a busy machine) ...",
+              file=sys.stderr, flush=True)
+        print(f"compiled in {engine.warm_up():.1f}s", file=sys.stderr, flush=True)
     load_s = time.perf_counter() - t0
     if args.prompt is not None:
         if engine.tokenizer is None:

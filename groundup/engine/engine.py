@@ -248,6 +248,25 @@ class Engine:
         self.model.load_state_dict(state_dict)
         self._kept = None
 
+    @torch.inference_mode()
+    def warm_up(self, batched: bool = False) -> float:
+        """Run each kind of forward pass once on a throwaway cache -- prefill, one-row decode and,
+        with batched=True, the several-row ragged decode -- and return the seconds it took. With
+        compile=True this is when torch.compile builds its graphs (tens of seconds on 2 cores,
+        minutes on a busy machine): done lazily instead, the build landed inside the first
+        request and its decode rate (an issue reporter saw --compile "16x slower" than eager)."""
+        t = time.perf_counter()
+        batch = Batch(self, 2 if batched else 1, 16)
+        for n in range(batch.cache.max_batch):
+            seq = Sequence(self, [0] * (3 + n), SamplingParams(max_new_tokens=4))
+            seq.stop_ids = frozenset()              # whatever the random first tokens are, keep decoding
+            batch.add(seq)
+        while batch.seqs:                           # several rows, then one row once the first finishes
+            if len(batch.seqs) > 1:
+                batch.seqs[0].limit = len(batch.seqs[0].generated) + 1
+            batch.step()
+        return time.perf_counter() - t
+
     # ------------------------------------------------------------------ helpers
     def check_prompt(self, prompt_ids: list[int]) -> list[int]:
         ids = [int(t) for t in prompt_ids]

@@ -48,6 +48,7 @@ class EngineBackend:
             from groundup.model.llama import compile_model
             self.engine.model.rope(self.engine.max_seq_len, self.engine.dtype, self.engine.device)
             self.engine.forward = compile_model(self.engine.model, dynamic=True)
+            self.engine.warm_up(batched=True)       # compile before the first request, not inside it
         self.scheduler = Scheduler(self.engine, max_batch=max_batch, max_len=max_len,
                                    prefill_chunk=prefill_chunk)
         self.context = self.scheduler.max_len          # prompt + answer, per request

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 from pathlib import Path
 
 from groundup.argtypes import device, int_range, nonneg_float, positive_int
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({e.strerror}): pick another --port") from None
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
+    if args.compile and not args.model.startswith("replay:"):
+        print("groundup serve: compiling the model before serving (one-off: ~1-2 minutes on 2 cores) ...",
+              file=sys.stderr, flush=True)
     backend = load_backend(args.model, max_batch=args.max_batch, max_len=args.max_len,
                            prefill_chunk=args.prefill_chunk, default_temperature=args.temperature,
                            dtype=args.dtype, device=args.device, compile=args.compile) \

@@ -250,8 +250,9 @@ def test_scheduler_delivers_a_failure_and_then_refuses_work(engine):
 
 def test_compiled_engine_gives_the_same_tokens():
     """Engine(compile=True) runs the same model through torch.compile: same greedy tokens for a
-    single prompt (the batch-1 decode graph) and for a batch (the masked ragged-decode graph),
-    and no recompiling as prompts change length and positions pass the first RoPE table."""
+    single prompt (the batch-1 decode graph) and for a batch (the masked ragged-decode graph).
+    warm_up() builds all three graphs up front, and nothing recompiles after it as prompts
+    change length, batches change size and positions pass the first RoPE table."""
     from torch._dynamo.utils import counters
     from groundup.model import ModelConfig, Transformer
     torch.manual_seed(0)
@@ -265,14 +266,17 @@ def test_compiled_engine_gives_the_same_tokens():
             Engine(model, compile=True)
         pytest.skip(f"torch.compile cannot build under TMPDIR={tempfile.gettempdir()!r} (refused with a clear error)")
     compiled = Engine(model, compile=True)
+    compiled.warm_up(batched=True)
+    # prefill (any length), one-row decode (any position), several-row decode (any batch size)
+    assert counters["stats"]["unique_graphs"] == 3
     prompts = _prompts(seed=5, lengths=(7, 12, 3))
     for p, n in zip(prompts[:2], (12, 300)):   # another prompt length, and positions past 256
         assert compiled.generate(p, SamplingParams(max_new_tokens=n)).token_ids == \
             eager.generate(p, SamplingParams(max_new_tokens=n)).token_ids
-    assert counters["stats"]["unique_graphs"] == 2     # prefill (any length) + decode (any position)
     got = compiled.generate_batch(prompts, SamplingParams(max_new_tokens=8))
     want = eager.generate_batch(prompts, SamplingParams(max_new_tokens=8))
     assert [r.token_ids for r in got] == [r.token_ids for r in want]
+    assert counters["stats"]["unique_graphs"] == 3
 
 
 def test_on_cpu_the_engine_stores_wide_weights_column_major(hf_and_dir):
