@@ -286,8 +286,9 @@ def stage_eval(out: Path, p: Preset) -> dict[str, Any]:
                   f"gets the same result for the same call {p.eval_max_repeats} times stops)")
     import torch
     # on a GPU the workers share one continuous-batching engine (8 threads each decoding alone
-    # took ~60 s a task on an H200); on CPU a model per worker was faster (docs/08)
-    batch = p.eval_workers if torch.cuda.is_available() and p.eval_workers > 1 else 0
+    # took ~60 s a task on an H200); on CPU where the preset says so (eval_shared_engine)
+    shared = torch.cuda.is_available() or p.eval_shared_engine
+    batch = p.eval_workers if shared and p.eval_workers > 1 else 0
     summary = evaluate(f"local:{model}", tasks, out / "eval", workers=p.eval_workers,
                        max_steps=p.max_agent_steps, compact_prompt=True,
                        max_repeats=p.eval_max_repeats,

@@ -15,7 +15,8 @@ Design choices:
   except a spec whose model can serve several threads (`local:` with model_options batch=N, a
   continuous-batching engine of N slots): one is loaded and shared. On a GPU that is what makes
   parallel evaluation fast; on 2 CPU cores two separate models were faster (24 tasks: 34 s
-  against 43 s). A model *object* is shared by all workers, so pass one only when it is safe to
+  against 43 s) until the scheduler kept a prefix cache: now one engine of 8 slots solves the
+  same tasks 1.2-1.45x faster (docs/lab/2026-12-03-speedrun-second-push.md). A model *object* is shared by all workers, so pass one only when it is safe to
   share (or use workers=1).
 - `python` in the agent's shell is this interpreter (check.python_on_path), so the agent's
   test runs and the final check use the same Python.
