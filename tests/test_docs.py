@@ -217,3 +217,14 @@ def test_the_speedrun_prompt_example_renders_what_the_agent_sends(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "speedrun_prompt.py"),
                         "--run", str(tmp_path / "nowhere")], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 2 and "is not a directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_agent_request_example_runs_the_real_harness_on_a_fresh_clone(tmp_path):
+    """docs/00's examples: a replayed model fixes the two-file repository through `groundup -p`
+    (no speedrun needed: without its tokenizer, a tiny one is trained)."""
+    r = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "agent_request.py")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '"is_error": false' in r.stdout and '"stop_reason": "end_turn"' in r.stdout
+    assert "== 11 messages: system user assistant tool assistant tool assistant tool assistant tool assistant" in r.stdout
+    assert "<|tool_call|>bash{\"command\": \"python3 test_calc.py\"}<|end_tool_call|>" in r.stdout

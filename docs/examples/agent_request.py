@@ -1,6 +1,6 @@
 """The examples of docs/00-how-a-coding-agent-works.md, produced by running the code.
 
-    python docs/examples/agent_request.py [--tokenizer runs/cpu/tokenizer]
+    python docs/examples/agent_request.py [--tokenizer runs/cpu/tokenizer]   (without one: a tiny one)
 
 A two-file repository whose `add` subtracts; a replayed model (providers/replay.py) whose five
 scripted turns fix it through the agent's real loop, tools and session file (`groundup -p`);
@@ -52,6 +52,19 @@ def run_demo(work: Path) -> list[dict]:
     return [json.loads(line) for line in session.read_text().splitlines() if line.strip()]
 
 
+def tiny_tokenizer():
+    """No speedrun here yet: a tiny tokenizer trained on 40 standard-library files (a second) --
+    the same text, more and shorter tokens than the speedrun's 4,096."""
+    import dataclasses
+
+    from groundup.speedrun.pipeline import corpus_files
+    from groundup.speedrun.presets import PRESETS
+    from groundup.tokenizer import train_tokenizer
+    print("== (no speedrun tokenizer here: a tiny one, 1,024 tokens, trained on 40 files -- the token counts below are its)")
+    return train_tokenizer(corpus_files(dataclasses.replace(PRESETS["cpu"], corpus_files=40)),
+                           vocab_size=1024, progress=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokenizer", default="runs/cpu/tokenizer", help="a tokenizer directory (a speedrun's)")
@@ -67,7 +80,7 @@ def main() -> None:
         print("== ... and the history after the first tool call")
         for m in to_openai_messages(msgs)[1:4]:
             print(json.dumps(m))
-        tok = load_tokenizer(args.tokenizer)
+        tok = tiny_tokenizer() if not Path(args.tokenizer).exists() else load_tokenizer(args.tokenizer)
         core = [s for s in schemas if s["name"] in CORE_TOOLS]
         conv = [{"role": "system", "content": system_prompt(Path("/tmp/demo"), compact=True)}] + msgs[1:4]
         ids, mask = render_conversation(conv, core, tok, add_generation_prompt=True)
