@@ -27,6 +27,12 @@ def bwrap_works() -> str | None:
 needs_bwrap = pytest.mark.skipif(bwrap_works() is not None, reason=str(bwrap_works()))
 
 
+def sleep_seconds(whole: int) -> str:
+    """A sleep length no other process on this machine has in its command line: two test suites
+    running this file at once on a shared machine would otherwise see each other's sleeps."""
+    return f"{whole}.{os.getpid()}{time.monotonic_ns() % 1000:03d}"
+
+
 def host_processes(needle: str) -> list[int]:
     found = []
     for d in Path("/proc").iterdir():
@@ -70,12 +76,13 @@ def bash_results(p):
 @needs_bwrap
 def test_commands_cannot_leave_the_workspace(tmp_path, listener):
     port, hits = listener
+    sleeper = sleep_seconds(999)
     repo = make_repo(tmp_path / "repo", {**BUGGY, ".env": "API_KEY=topsecret-4471\n"})
     commands = ["touch ../outside; echo touched=$?",
                 "echo hi > \"$HOME/written\"; echo home=$?",
                 "touch /usr/evil; echo usr=$?",
                 f"curl -s -m 5 http://127.0.0.1:{port}/ ; echo curl=$?",
-                "setsid sleep 999.731 & sleep 0.5; echo started",
+                f"setsid sleep {sleeper} & sleep 0.5; echo started",
                 "cat .env; echo cat=$?",
                 "echo inside > made-here.txt && cat made-here.txt"]
     model = script(tmp_path / "m.jsonl", [turn(call("bash", command=c)) for c in commands] +
@@ -88,7 +95,7 @@ def test_commands_cannot_leave_the_workspace(tmp_path, listener):
     assert "Read-only file system" in out[2] and not Path("/usr/evil").exists()
     assert hits == [] and "curl=7" in out[3]                   # no route to the host's loopback
     time.sleep(0.3)
-    assert host_processes("999.731") == []                     # setsid did not escape
+    assert host_processes(sleeper) == []                       # setsid did not escape
     assert "topsecret" not in out[5]
     assert "cat: .env: Permission denied" in out[5]            # refused, like the read tool
     assert out[6].startswith("inside")
@@ -117,40 +124,42 @@ def test_an_allow_rule_opens_a_secret_and_the_network_setting(tmp_path, listener
 
 def test_without_the_sandbox_setsid_escapes_the_group_kill(tmp_path):
     """The gap the sandbox closes, shown on the plain shell (shell.py)."""
+    sleeper = sleep_seconds(998)
     repo = make_repo(tmp_path / "repo", BUGGY)
     model = script(tmp_path / "m.jsonl", [
-        turn(call("bash", command="setsid sleep 998.613 & sleep 0.5; echo ok")), {"content": "done"}])
+        turn(call("bash", command=f"setsid sleep {sleeper} & sleep 0.5; echo ok")), {"content": "done"}])
     try:
         p = run_cli(["-p", "x", "--model", model, "--permission-mode", "yolo"], repo, tmp_path)
         assert p.returncode == 0
         time.sleep(0.3)
-        assert host_processes("998.613") != []
+        assert host_processes(sleeper) != []
     finally:
-        for pid in host_processes("998.613"):
+        for pid in host_processes(sleeper):
             os.kill(pid, signal.SIGKILL)
 
 
 @needs_bwrap
 def test_a_killed_agent_takes_its_sandboxed_command_with_it(tmp_path):
+    sleeper = sleep_seconds(997)
     repo = make_repo(tmp_path / "repo", BUGGY)
-    model = script(tmp_path / "m.jsonl", [turn(call("bash", command="sleep 997.419"))])
+    model = script(tmp_path / "m.jsonl", [turn(call("bash", command=f"sleep {sleeper}"))])
     agent = subprocess.Popen([*GROUNDUP, "-p", "x", "--model", model, "--sandbox",
                               "--permission-mode", "yolo"], cwd=repo, env=cli_env(tmp_path),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60                 # a loaded machine starts slowly
-        while not host_processes("997.419") and time.monotonic() < deadline:
+        while not host_processes(sleeper) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert host_processes("997.419")
+        assert host_processes(sleeper)
         agent.kill()                                     # SIGKILL: no cleanup code runs
         agent.wait()
         deadline = time.monotonic() + 30
-        while host_processes("997.419") and time.monotonic() < deadline:
+        while host_processes(sleeper) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert host_processes("997.419") == []
+        assert host_processes(sleeper) == []
     finally:
         agent.kill()
-        for pid in host_processes("997.419"):
+        for pid in host_processes(sleeper):
             os.kill(pid, signal.SIGKILL)
 
 
