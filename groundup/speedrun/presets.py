@@ -71,7 +71,8 @@ class Preset:
                                          # per worker on CPU
     # reinforcement learning on training tasks between sft and eval (groundup/rl/, docs/12);
     # 0 steps: the stage is skipped and the eval runs the fine-tuned model. Off in cpu and gpu:
-    # on the cpu preset 12 steps (~15 min on 2 loaded cores) bought nothing measurable (docs/12)
+    # on the cpu preset 12 steps (13-17 min on 2 loaded cores) cost 3-13 of 40 tier-1 solves
+    # in three settings (docs/12)
     rl_steps: int = 0
     rl_group: int = 8                    # attempts per task, compared with each other
     rl_tasks_per_step: int = 2
