@@ -1,19 +1,15 @@
-"""Serving benchmark: `groundup serve` under concurrent streams, and the same model in llama.cpp.
+"""Serving benchmark: `groundup serve` under concurrent streams, and a profile of one decode step.
 
-    python bench/serve.py [--size 10m|100m] [--tokens 200] [--quick] [--no-llama]
+    python bench/serve.py [--size 10m|100m] [--tokens 200] [--quick] [--profile BATCH]
 
 On a random-weight Llama model (the sizes of bench/engine.py) with a byte-level BPE tokenizer
 trained here on the standard library, measured in one run:
   1. `groundup serve` on loopback, /v1/completions streamed, a 32-token prompt, greedy:
      aggregate generated tokens/s at 1, 4, 16 and 32 concurrent streams, as a ratio to one
      stream (goal: >= 6x at 16), and time to first token p50/p99 at 16 streams;
-  2. the same model exported with `groundup export --format gguf` and run by llama.cpp
-     (llama-cpp-python, when it is installed: it builds from PyPI in ~10 minutes, so it is a
-     bench peer, not a test one), same dtype (float32), same threads, same prompt: the greedy
-     tokens of both engines, and decode tokens/s at batch 1 -- ours in-process / theirs,
-     measured in alternating rounds (best of each), so a noisy neighbour hits both alike.
-llama.cpp at 16 sequences needs its server's or the low-level batch API's multi-sequence
-decode, which llama-cpp-python's high-level API does not expose: not measured here.
+  2. `--profile BATCH`: where one decode step's time goes (torch.profiler, ops grouped).
+The same model against llama.cpp (GGUF, same dtype, batch 1 and 16 sequences, greedy tokens
+compared) is bench/vs_llamacpp.py, which imports this file's models.
 """
 
 from __future__ import annotations
@@ -134,49 +130,6 @@ def bench_server(model_dir: Path, vocab: int, n: int, rounds: int) -> dict:
         proc.wait(timeout=60)
 
 
-# ------------------------------------------------------------------ 2. llama.cpp, same model
-def bench_llama_cpp(model_dir: Path, vocab: int, n: int, rounds: int) -> dict | None:
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        print("  llama-cpp-python is not installed (pip install llama-cpp-python; ~10 minutes to build): skipped")
-        return None
-    from groundup.engine import SamplingParams, load_engine
-    from groundup.model.gguf_export import export_gguf
-
-    gguf_path = model_dir / "model.gguf"
-    export_gguf(model_dir, gguf_path)
-    threads = torch.get_num_threads()
-    llm = Llama(str(gguf_path), n_ctx=512, n_batch=64, n_threads=threads, n_threads_batch=threads, verbose=False)
-    eng = load_engine(model_dir)
-    prompt = torch.randint(2, vocab, (32,), generator=torch.Generator().manual_seed(2)).tolist()
-
-    def theirs(k):
-        llm.reset()
-        out = []
-        for t in llm.generate(prompt, temp=0.0, top_k=1, reset=True):
-            out.append(t)
-            if len(out) == k:
-                break
-        return out
-
-    def ours(k):
-        return eng.generate(prompt, SamplingParams(max_new_tokens=k, stop_ids=())).token_ids
-
-    def rate(fn):       # decode tokens/s: (time for 1 + n tokens - time for 1) / n
-        t = time.perf_counter(); fn(1); t1 = time.perf_counter() - t
-        t = time.perf_counter(); fn(1 + n); tn = time.perf_counter() - t
-        return n / max(tn - t1, 1e-9)
-
-    a, b = ours(n), theirs(n)
-    same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    best = {"ours": 0.0, "llama.cpp": 0.0}
-    for _ in range(rounds):
-        best["ours"] = max(best["ours"], rate(ours))
-        best["llama.cpp"] = max(best["llama.cpp"], rate(theirs))
-    return {"same_prefix": same, "n": min(len(a), len(b)), **best}
-
-
 def profile_decode(model_dir: Path, vocab: int, batch: int) -> None:
     """Where one decode step's time goes: torch.profiler over 20 steps, ops grouped."""
     from torch.profiler import ProfilerActivity, profile
@@ -214,7 +167,6 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=200, help="tokens generated per stream (default 200)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="32 tokens, one round (a smoke run)")
-    ap.add_argument("--no-llama", action="store_true", help="skip llama.cpp")
     ap.add_argument("--profile", type=int, default=0, metavar="BATCH",
                     help="only profile one decode step at this batch size (torch.profiler) and exit")
     args = ap.parse_args()
@@ -238,14 +190,7 @@ def main() -> None:
         q = sorted(s["ttft16"])
         print(f"  time to first token at 16 streams: p50 {statistics.median(q) * 1000:.0f} ms, "
               f"p99 {q[min(len(q) - 1, int(0.99 * len(q)))] * 1000:.0f} ms")
-        if not args.no_llama:
-            print("\n[llama.cpp] the same model as GGUF (float32), batch 1, in-process on both sides")
-            r = bench_llama_cpp(d, vocab, n, rounds)
-            if r:
-                print(f"  greedy tokens: the first {r['same_prefix']} of {r['n']} identical")
-                print(f"  decode batch 1: ours {r['ours']:.1f} tok/s, llama.cpp {r['llama.cpp']:.1f} tok/s, "
-                      f"ratio {r['ours'] / r['llama.cpp']:.2f}x"
-                      f"  (goal >= {0.8 if args.size == '100m' else 0.55}x)")
+        print("\n(llama.cpp side by side, same model as GGUF: python bench/vs_llamacpp.py)")
 
 
 if __name__ == "__main__":
