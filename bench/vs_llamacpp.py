@@ -193,7 +193,7 @@ def report(r: dict, S: int, n: int) -> None:
           + (f"  (compiling took {r['compile_s']:.0f}s, not counted)" if r["compile_s"] else ""))
     print(f"  greedy tokens, batch 1: the first {r['same_b1']} of {n} identical; {S} sequences: "
           f"{sum(x == n for x in r['same_bS'])}/{S} identical throughout, "
-          f"median agreement {sorted(r['same_bS'])[S // 2]} tokens")
+          f"median agreement {sorted(r['same_bS'])[S // 2]} tokens, shortest {min(r['same_bS'])}")
     for b, goal in ((1, g1), (S, gS)):
         t = rate[("llama.cpp", b)]
         print(f"  {'batch 1' if b == 1 else f'{S} sequences'}: llama.cpp {t:8.1f} tok/s"
