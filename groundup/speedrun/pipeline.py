@@ -253,7 +253,8 @@ def stage_rl(out: Path, p: Preset) -> dict[str, Any]:
     run = rl_train(RLConfig(
         init=str(out / "model"), tasks=str(out / "tasks" / "train"), out=str(out / "rl"),
         steps=p.rl_steps, group=p.rl_group, tasks_per_step=p.rl_tasks_per_step,
-        temperature=p.rl_temperature, max_agent_steps=p.max_agent_steps,
+        temperature=p.rl_temperature, lr=p.rl_lr, kl_coef=p.rl_kl_coef,
+        max_agent_steps=p.max_agent_steps,
         max_repeats=p.eval_max_repeats, turn_tokens=p.eval_turn_tokens, seed=p.seed))
     recs = list(read_jsonl(run / "metrics.jsonl"))
     k = max(1, len(recs) // 4)                # first and last quarter of the steps

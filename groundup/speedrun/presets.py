@@ -77,6 +77,8 @@ class Preset:
     rl_group: int = 8                    # attempts per task, compared with each other
     rl_tasks_per_step: int = 2
     rl_temperature: float = 1.0
+    rl_lr: float | None = None           # None: RL's default, a hundredth of pretraining's rate
+    rl_kl_coef: float = 0.02             # the KL penalty towards the fine-tuned model
     # shared
     eval_every: int = 200
     save_every: int = 100
