@@ -134,6 +134,16 @@ class Sequence:
         )
 
 
+def reusable_prefix(cached: list[int], prompt: list[int]) -> int:
+    """How many leading prompt tokens a cache row holding `cached` can serve: their common
+    prefix, less the prompt's last token, which is always fed again (its logits give the
+    first new token)."""
+    n, limit = 0, min(len(cached), len(prompt) - 1)
+    while n < limit and cached[n] == prompt[n]:
+        n += 1
+    return n
+
+
 class Batch:
     """Slots 0..n-1 of a KV cache, each running one Sequence; sequences join and leave between steps."""
 
@@ -306,10 +316,7 @@ class Engine:
         n, batch = 0, None
         if kept is not None:
             batch, ids = kept
-            # at least the last prompt token is fed again: its logits give the first new token
-            limit = min(len(ids), len(seq.prompt) - 1)
-            while n < limit and ids[n] == seq.prompt[n]:
-                n += 1
+            n = reusable_prefix(ids, seq.prompt)
         if batch is None or batch.cache.max_len < need:
             # grow geometrically (a conversation only gets longer), carrying the common prefix over
             old = batch

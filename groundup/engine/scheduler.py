@@ -46,7 +46,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from groundup.engine.engine import Batch, Engine, GenerationResult, Sequence, TokenEvent
+from groundup.engine.engine import (Batch, Engine, GenerationResult, Sequence, TokenEvent,
+                                    reusable_prefix)
 from groundup.engine.kvcache import KVCache
 from groundup.engine.sampling import SamplingParams
 
@@ -306,10 +307,7 @@ class Scheduler:
         give the first new token)."""
         best, n = -1, 0
         for r in self._kept_order:
-            ids, k = self._kept_ids[r], 0
-            limit = min(len(ids), len(prompt) - 1)
-            while k < limit and ids[k] == prompt[k]:
-                k += 1
+            k = reusable_prefix(self._kept_ids[r], prompt)
             if k > n:
                 best, n = r, k
         if n:
