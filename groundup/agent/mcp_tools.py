@@ -44,7 +44,8 @@ from groundup.agent.tools import READ_MAX_CHARS, ToolError, ToolResult
 from groundup.mcp.client import Client
 from groundup.mcp.config import ServerConfig
 from groundup.mcp.jsonrpc import RPCError
-from groundup.mcp.stdio import McpError, StdioTransport
+from groundup.mcp.errors import McpError
+from groundup.mcp.stdio import StdioTransport
 from groundup.mcp.streamable_http import HttpTransport
 
 CONNECT_TIMEOUT = 30.0

@@ -220,7 +220,7 @@ def list_servers(args: argparse.Namespace, root: Path) -> int:
 
 def _one(root: Path, name: str):
     from groundup.agent.mcp_tools import make_client
-    from groundup.mcp.stdio import McpError
+    from groundup.mcp.errors import McpError
     servers = _servers(root)
     if name not in servers:
         raise UserError(f"no MCP server named {name!r}; configured: {', '.join(servers) or 'none'}")
@@ -248,7 +248,7 @@ def tools(args: argparse.Namespace, root: Path) -> int:
 def call(args: argparse.Namespace, root: Path) -> int:
     from groundup.agent.mcp_tools import render_result
     from groundup.mcp.jsonrpc import RPCError
-    from groundup.mcp.stdio import McpError
+    from groundup.mcp.errors import McpError
     try:
         arguments = json.loads(args.arguments)
     except json.JSONDecodeError as e:

@@ -42,7 +42,7 @@ from groundup.mcp.jsonrpc import Notification, Request, Response, RPCError
 from groundup.mcp.protocol import (IMPLEMENTATION, LATEST_LEGACY, LATEST_MODERN, LEGACY_VERSIONS,
                                    MODERN_VERSIONS, SUPPORTED_VERSIONS, is_modern, request_meta,
                                    result_type, with_meta)
-from groundup.mcp.stdio import McpError
+from groundup.mcp.errors import McpError
 from groundup.mcp.streamable_http import (HttpStatusError, HttpTransport, SessionExpired,
                                           param_header_values, param_headers)
 

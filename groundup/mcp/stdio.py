@@ -28,13 +28,9 @@ import threading
 from typing import Any, Protocol
 
 from groundup.mcp import jsonrpc
+from groundup.mcp.errors import McpError
 
 STDERR_TAIL = 20
-
-
-class McpError(Exception):
-    """A local failure talking to a server (it did not start, died, timed out, sent junk);
-    the message names the server and says what to do."""
 
 
 class Sink(Protocol):

@@ -36,7 +36,8 @@ import httpx
 
 from groundup.mcp import jsonrpc
 from groundup.mcp.protocol import META_VERSION
-from groundup.mcp.stdio import McpError, Sink
+from groundup.mcp.errors import McpError
+from groundup.mcp.stdio import Sink
 
 NAMED = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _SAFE_HEADER = re.compile(r"[\x20-\x7e]*\Z")

@@ -10,7 +10,8 @@ import pytest
 
 from groundup.mcp.client import Client, Timeout
 from groundup.mcp.jsonrpc import RPCError
-from groundup.mcp.stdio import McpError, StdioTransport
+from groundup.mcp.errors import McpError
+from groundup.mcp.stdio import StdioTransport
 from groundup.mcp.streamable_http import HttpTransport
 from mcp_testlib import PY, SDK_SERVER, sdk_http_server
 
