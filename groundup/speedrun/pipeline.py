@@ -192,7 +192,7 @@ def stage_trajectories(out: Path, p: Preset) -> dict[str, Any]:
     # threads: the time goes to the test subprocesses, so one per core (capped)
     workers = max(2, min(8, os.cpu_count() or 2))
     n = record(dirs, tmp, seed=p.seed, workers=workers, verify=False, progress=bar.update,
-               diagnose=p.oracle_diagnostics)
+               diagnose=p.oracle_diagnostics, test_lines=p.oracle_test_lines)
     bar.close()
     os.replace(tmp, dest)
     rows = list(read_jsonl(dest))

@@ -56,6 +56,8 @@ class Preset:
                                          # layouts and wording training never has
     oracle_diagnostics: bool = False     # the oracle reads the file's diagnostics before each edit
                                          # (agent/diagnostics.py: an unused name is usually the fix)
+    oracle_test_lines: int = 0           # > 0: the oracle's test runs show only their first N lines
+                                         # (`| head -n N`: the first traceback, not every one)
     # (a setting added later defaults to the behaviour before it: runs started earlier resume)
     # evaluation on held-out tasks
     eval_tasks: dict[int, int] = field(default_factory=lambda: {1: 100, 2: 30, 3: 30})

@@ -10,7 +10,7 @@ Design choices:
   running the tests) is a bug and is never written.
 - Short and regular, because the model that learns from them is tiny (a few million
   parameters, 1-2k tokens of context): run the test suite (`python -m unittest -q`, the same
-  command every time: nothing to copy), find the function (read the module the test names,
+  command every time: nothing to copy; optionally only its first lines, `test_command`), find the function (read the module the test names,
   or grep for its def and read from that line), edit one line copied from what was just
   read (indentation included), run the
   tests again, answer in one line. When the traceback ends on the buggy line (every tier-1
@@ -94,6 +94,15 @@ class Recorder:
 # test_plow_gaps -- that small models copy wrong: test_medal.test_medal...), and the final run
 # also shows that nothing else broke. Every failing test prints its traceback.
 TEST_COMMAND = "python -m unittest -q"
+
+
+def test_command(lines: int = 0) -> str:
+    """The oracle's test command. `lines` > 0 keeps only the first `lines` lines of its output
+    (`2>&1 | head -n N`): unittest prints errors before failures, so the first block is an
+    error's traceback when there is one -- the one that ends on the buggy line -- and the other
+    failing tests' tracebacks (a third of a tier-1 trajectory's tokens) are left out. The exit
+    code shown is then head's (0): the output, not the code, says whether the tests passed."""
+    return f"{TEST_COMMAND} 2>&1 | head -n {lines}" if lines > 0 else TEST_COMMAND
 
 
 def _block_length(lines: list[str], start: int) -> int:
@@ -271,12 +280,14 @@ def _edit(rec: Recorder, gold: dict[str, Any], rng: random.Random) -> None:
 
 
 def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True,
-          diagnose: bool = True) -> list[dict[str, Any]]:
+          diagnose: bool = True, test_lines: int = 0) -> list[dict[str, Any]]:
     """Record one oracle trajectory in the working copy `root`; returns the messages.
-    `diagnose`: check the file's diagnostics before each edit."""
+    `diagnose`: check the file's diagnostics before each edit. `test_lines`: show only the
+    first lines of each test run (test_command)."""
     rec = Recorder(task, root, compact)
+    command = test_command(test_lines)
     golds = sorted(task.record["gold"], key=lambda g: (g["path"], g["line"]))
-    tests = rec.call("Let me run the tests.", "bash", command=TEST_COMMAND).content
+    tests = rec.call("Let me run the tests.", "bash", command=command).content
     paths = PATHS.get(task.tier, PATHS[3])
     mode = rng.choices(list(paths), weights=list(paths.values()))[0]
     # the line each gold edit touches, in the file as it is now (edits shift later lines)
@@ -296,7 +307,7 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True,
             _diagnose(rec, gold)
         _read_traceback_line(rec, gold, tests, bug_line(gold))
         _edit(rec, gold, rng)
-    result = rec.call("Let me run the tests again.", "bash", command=TEST_COMMAND)
+    result = rec.call("Let me run the tests again.", "bash", command=command)
     assert "OK" in result.content, result.content
     what = "implemented the missing function" if golds[0]["kind"] == "implement" else \
         ("fixed two bugs" if len(golds) > 1 else "fixed the bug")
@@ -305,13 +316,13 @@ def solve(task: TaskInfo, root: Path, rng: random.Random, compact: bool = True,
 
 
 def record_one(task_dir: str | Path, seed: int = 0, compact: bool = True,
-               verify: bool = True, diagnose: bool = True) -> dict[str, Any]:
+               verify: bool = True, diagnose: bool = True, test_lines: int = 0) -> dict[str, Any]:
     """One verified trajectory: {"task", "messages", "tools"}. Call inside python_on_path()."""
     task = load_task(task_dir)
     work = scratch_copy(task)
     try:
         rng = random.Random(f"groundup-oracle:{seed}:{task.id}")
-        messages = solve(task, work, rng, compact, diagnose)
+        messages = solve(task, work, rng, compact, diagnose, test_lines)
         if verify and not check(task, work).solved:
             raise AssertionError(f"oracle trajectory for {task.id} does not solve it")
         tools = Toolbox(work, tools=CORE_TOOLS if compact else None).schemas()
@@ -323,7 +334,7 @@ def record_one(task_dir: str | Path, seed: int = 0, compact: bool = True,
 def record(task_dirs: Iterable[str | Path], out_path: str | Path, seed: int = 0,
            compact: bool = True, workers: int = 1, verify: bool = True,
            progress: Callable[[int], None] | None = None, strict: bool = True,
-           diagnose: bool = True) -> int:
+           diagnose: bool = True, test_lines: int = 0) -> int:
     """Solve each task with the oracle and append one JSONL line per task to out_path;
     returns how many were written.
 
@@ -335,7 +346,7 @@ def record(task_dirs: Iterable[str | Path], out_path: str | Path, seed: int = 0,
     """
     def one(d: str | Path) -> dict[str, Any] | None:
         try:
-            return record_one(d, seed, compact, verify, diagnose)
+            return record_one(d, seed, compact, verify, diagnose, test_lines)
         except (AssertionError, ValueError, OSError) as e:
             if strict:
                 raise

@@ -160,3 +160,34 @@ def test_oracle_solves_many_seeds_of_every_tier(tmp_path):
             for tier in (1, 2, 3) for s in range(500, 700)]
     # strict: any task the oracle cannot solve (verified by the tests) raises
     assert record(dirs, tmp_path / "sft.jsonl", seed=11, workers=2, verify=True) == len(dirs)
+
+
+def test_test_lines_keep_the_first_traceback_and_still_solve(tmp_path):
+    """test_lines=15: every test run is `... 2>&1 | head -n 15` -- at most 15 lines of output,
+    the traceback into the buggy line still among them (errors print before failures), fewer
+    characters than the whole output, and the task still ends solved (verify=True)."""
+    from groundup.tasks.oracle import test_command
+    dirs = [generate_task(s, 1, "heldout").write(tmp_path / "tasks") for s in range(6)]
+    whole, short = tmp_path / "whole.jsonl", tmp_path / "short.jsonl"
+    assert record(dirs, whole, seed=3, workers=2) == len(dirs)
+    assert record(dirs, short, seed=3, workers=2, verify=True, test_lines=15) == len(dirs)
+    pairs = zip(*(sorted((json.loads(x) for x in f.read_text().splitlines()), key=lambda r: r["task"])
+                  for f in (whole, short)))
+    for full, row in pairs:
+        msgs = row["messages"]
+        gold = json.loads((tmp_path / "tasks" / row["task"] / "task.json").read_text())["gold"][0]
+        runs = [(m, msgs[i + 1]["content"]) for i, m in enumerate(msgs)
+                for c in m.get("tool_calls", []) if c["name"] == "bash"]
+        assert [m["tool_calls"][0]["arguments"]["command"] for m, _ in runs] == \
+            [test_command(15)] * 2 == ["python -m unittest -q 2>&1 | head -n 15"] * 2
+        first, last = runs[0][1], runs[-1][1]
+        # the whole run's first 15 lines, then head's exit code (the whole run's is 1)
+        assert first.splitlines() == full["messages"][3]["content"].splitlines()[:15] + ["[exit code 0]"]
+        assert len(first) < len(full["messages"][3]["content"])
+        assert f'File "{gold["path"]}", line {gold["line"]}, in' in first
+        assert "OK" in last
+        # the same path through the task, call for call, apart from the command
+        strip = lambda ms: [(c["name"], c["arguments"]) for m in ms for c in m.get("tool_calls", [])
+                            if c["name"] != "bash"]
+        assert strip(msgs) == strip(full["messages"])
+    assert test_command() == "python -m unittest -q"
