@@ -17,10 +17,15 @@ Design choices:
   config.json) is a one-line UserError.
 - Saving is atomic (groundup.io) and touches only config.json, model.safetensors (and removes a
   stale shard index), so a tokenizer living in the same directory is left alone.
+- Damage that keeps a file's length (a flipped bit on disk or in a copy) passes every header
+  check, so a model we save carries the SHA-256 of its tensor bytes in the header's metadata
+  (`groundup.sha256`, a string any safetensors reader ignores) and `load_model` checks it; a
+  file without it (any HF checkpoint) is read as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from contextlib import ExitStack
@@ -89,6 +94,39 @@ def _weight_files(d: Path) -> dict[str, Path]:
     raise UserError(f"no weights in {d}: expected model.safetensors or model.safetensors.index.json")
 
 
+SHA_KEY = "groundup.sha256"     # metadata key: SHA-256 of the bytes after the header
+
+
+def with_checksum(blob: bytes) -> bytes:
+    """A serialised safetensors file -> the same file with the SHA-256 of its tensor data in the
+    header's metadata. Tensor offsets count from the end of the header, so the header can be
+    rewritten without touching the data; it is padded with spaces to a multiple of 8 bytes, as
+    the format's writers do, to keep the data aligned."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    data = memoryview(blob)[8 + n:]
+    header.setdefault("__metadata__", {})[SHA_KEY] = hashlib.sha256(data).hexdigest()
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + data
+
+
+def verify_checksum(path: Path, header: dict[str, Any]) -> None:
+    """Raise UserError if `path` carries a checksum that its tensor bytes do not match."""
+    want = (header.get("__metadata__") or {}).get(SHA_KEY)
+    if want is None:
+        return
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(8 + int.from_bytes(f.read(8), "little"))
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    if h.hexdigest() != want:
+        raise UserError(f"{path} is corrupt: its tensor bytes do not match the SHA-256 saved with "
+                        "them (a bit changed on disk or in a copy) -- re-export or re-train the "
+                        "model (or restore it from a copy)")
+
+
 def check_model_dir(path: str | os.PathLike) -> ModelConfig:
     """Everything about a model directory that can be checked without reading the weights:
     config.json, and every weights file whole (headers and lengths). Cheap; for callers that
@@ -111,6 +149,8 @@ def load_model(path: str | os.PathLike, dtype: str | torch.dtype | None = torch.
     d = Path(path)
     cfg = check_model_dir(d)
     files = _weight_files(d)
+    for f in sorted(set(files.values())):
+        verify_checksum(f, safetensors_header(f))
     with torch.device("meta"):
         model = Transformer(cfg)
     plan = {name: hf_pieces(name, cfg) for name, _ in model.named_parameters()}   # a tied head listed once
@@ -186,7 +226,8 @@ def save_model(model: Transformer, path: str | os.PathLike) -> None:
         dtypes.add(p.dtype)
     hf = cfg.to_hf_dict()
     hf["torch_dtype"] = str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else "float32"
-    atomic_write_bytes(d / "model.safetensors", safetensors_save(tensors, metadata={"format": "pt"}))
+    atomic_write_bytes(d / "model.safetensors",
+                       with_checksum(safetensors_save(tensors, metadata={"format": "pt"})))
     stale_index = d / "model.safetensors.index.json"
     if stale_index.exists():                            # it would point loaders at old shards
         stale_index.unlink()

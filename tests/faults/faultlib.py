@@ -136,6 +136,16 @@ def corrupt(rel: str, at: int, junk: bytes) -> Callable[[Path, Shared], None]:
     return step
 
 
+def flip(rel: str, at: int) -> Callable[[Path, Shared], None]:
+    """Flip one bit of byte `at` (negative: from the end): damage that keeps the length."""
+    def step(ws: Path, shared: Shared) -> None:
+        p = ws / rel
+        data = bytearray(p.read_bytes())
+        data[at] ^= 0x01
+        p.write_bytes(bytes(data))
+    return step
+
+
 def shared(name: str, rel: str | None = None) -> Callable[[Path, Shared], None]:
     def step(ws: Path, sh: Shared) -> None:
         copy_in(sh.get(name), ws / (rel or name))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from faultlib import Case, Shared, corrupt, jsonl, run_all, truncate, write
+from faultlib import Case, Shared, corrupt, flip, jsonl, run_all, truncate, write
 
 RUN = "--out {ws}/run"
 GARBAGE = b"SQLite format 3\x00garbage garbage"      # a database file that is not one
@@ -151,6 +151,8 @@ CASES: list[Case] = [
          setup=("model", truncate("model/model.safetensors", 0.6)), defect=6),
     Case("gen-safetensors-garbage-header", "files", "generate --model {ws}/model --prompt hi", 2,
          "not a valid safetensors", setup=("model", corrupt("model/model.safetensors", 8, b"\xff\x00garbage"))),
+    Case("gen-safetensors-bit-flip", "files", "generate --model {ws}/model --prompt hi", 2,
+         "do not match the SHA-256", setup=("model", flip("model/model.safetensors", -3))),
     Case("gen-safetensors-empty", "files", "generate --model {ws}/model --prompt hi", 2,
          "shorter than its header", setup=("model", write("model/model.safetensors", b""))),
     Case("gen-config-not-json", "files", "generate --model {ws}/model --prompt hi", 2, "not valid JSON",

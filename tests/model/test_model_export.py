@@ -52,6 +52,27 @@ def test_save_is_atomic_and_leaves_other_files(tmp_path):
     assert back.config.extra == {"depth": 2} and back.config.n_kv_heads == 1
 
 
+def test_a_flipped_bit_in_the_tensors_is_caught(tmp_path):
+    """Same length, valid header: only the SHA-256 saved in the metadata can tell."""
+    from safetensors import safe_open
+    from groundup.errors import UserError
+    from groundup.model.checkpoint import SHA_KEY
+    save_model(_model(), tmp_path)
+    f = tmp_path / "model.safetensors"
+    with safe_open(f, "pt") as h:                       # still a plain safetensors file to others
+        assert len(h.metadata()[SHA_KEY]) == 64 and h.metadata()["format"] == "pt"
+    data = bytearray(f.read_bytes())
+    n = 8 + int.from_bytes(data[:8], "little")
+    assert n % 8 == 0                                   # the data stays 8-byte aligned
+    data[(n + len(data)) // 2] ^= 0x10                  # one bit in the middle of the tensors
+    f.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="do not match the SHA-256"):
+        load_model(tmp_path)
+    data[(n + len(data)) // 2] ^= 0x10                  # put it back: loads again
+    f.write_bytes(bytes(data))
+    load_model(tmp_path)
+
+
 @pytest.mark.parametrize("tie", [False, True])
 def test_export_roundtrip_through_transformers(tmp_path, tie):
     tok = train_tokenizer(["def add(a, b):\n    return a + b\n" * 40], vocab_size=300, progress=False)
