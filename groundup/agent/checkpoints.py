@@ -26,7 +26,9 @@ Design choices:
   more than it saves. Files changed by hand are restored like any other (the preview shows
   the diff first).
 - Before a rewind overwrites anything, the current versions are snapshotted too (a record
-  with `"rewind"`), so a rewind never destroys the only copy of a file.
+  with `"rewind"`: a stamp shared by the records of one rewind), so a rewind never destroys the
+  only copy of a file -- and `groundup rewind --undo` puts them back. An undo is itself a
+  rewind (it snapshots what it overwrites), so undoing it again redoes.
 """
 
 from __future__ import annotations
@@ -74,8 +76,9 @@ class Change:
             a, b = self.current.decode("utf-8"), self.target.decode("utf-8")
         except UnicodeDecodeError:
             return f"restore {self.path} (binary, {len(self.current)} -> {len(self.target)} bytes)"
-        lines = "".join(unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
-                                     f"a/{self.path} (now)", f"b/{self.path} (restored)", n=2))
+        lines = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                        for line in unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
+                                                 f"a/{self.path} (now)", f"b/{self.path} (restored)", n=2))
         return lines.rstrip("\n") or f"restore {self.path} (mode or line endings only)"
 
 
@@ -158,8 +161,37 @@ class Checkpoints:
             changes.append(Change(rel, current, target, r["mode"]))
         return changes, bash
 
+    def last_rewind(self) -> tuple[str, str, list[dict[str, Any]]] | None:
+        """(session, stamp, its records) of the newest rewind in this workspace, any session
+        (a rewind's records live in the log of the session it rewound)."""
+        best = None
+        for log in sorted(self.directory.glob("*.jsonl")):
+            for r in read_jsonl(log):
+                stamp = r.get("rewind")
+                if isinstance(stamp, str) and (best is None or stamp > best[1]):
+                    best = (log.stem, stamp)
+        if best is None:
+            return None
+        return (*best, [r for r in self.records(best[0]) if r.get("rewind") == best[1]])
+
+    def plan_undo(self) -> tuple[str, str, list[Change]]:
+        """(session, stamp, the file changes that put back what the newest rewind overwrote)."""
+        last = self.last_rewind()
+        if last is None:
+            raise UserError("nothing to undo: no rewind has been made in this workspace")
+        session, stamp, records = last
+        changes = []
+        for r in records:
+            path = self.root / r["path"]
+            current = path.read_bytes() if path.is_file() else None
+            target = self.blob_path(r["blob"]).read_bytes() if r["blob"] else None
+            if current != target or (target is not None and path.stat().st_mode & 0o7777 != r["mode"]):
+                changes.append(Change(r["path"], current, target, r["mode"]))
+        return session, stamp, changes
+
     def apply(self, session: str, changes: list[Change]) -> None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        # sortable and unique per rewind: --undo takes the newest
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f".{time.time_ns() % 10**9:09d}"
         for c in changes:                                  # keep what is about to be replaced
             append_jsonl(self.log(session), {"rewind": stamp, "path": c.path,
                                              **self.snapshot(self.root / c.path)})

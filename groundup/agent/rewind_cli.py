@@ -3,6 +3,7 @@
     groundup rewind --list                 the turns of the latest session, numbered
     groundup rewind 2                      files and conversation back to before turn 2
     groundup rewind 2 --session ID --files-only | --conversation-only | --dry-run | --yes
+    groundup rewind --undo                 put back the files the last rewind overwrote
 
 It shows what it will do first: a diff per file (now -> restored) and the bash commands whose
 effects it cannot undo (checkpoints.py). In a terminal it asks before changing anything;
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("turn", nargs="?", type=positive_int, metavar="N",
                         help="rewind to before this turn (see --list)")
     parser.add_argument("--list", action="store_true", help="list the session's turns")
+    parser.add_argument("--undo", action="store_true",
+                        help="put back the files the last rewind in this workspace overwrote "
+                             "(an undo can itself be undone)")
     parser.add_argument("--session", "-s", metavar="ID",
                         help="the session (id or unique prefix; default: the latest)")
     what = parser.add_mutually_exclusive_group()
@@ -41,6 +45,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cwd", metavar="DIR", default=".", help="the workspace (default: .)")
 
 
+def confirmed(args: argparse.Namespace, question: str) -> bool:
+    if sys.stdin.isatty() and not args.yes:
+        if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return False
+    return True
+
+
+def undo(checkpoints: Checkpoints, args: argparse.Namespace) -> int:
+    session, stamp, changes = checkpoints.plan_undo()
+    lines = [f"undo the rewind of {stamp.split('.')[0]} (session {session}):"]
+    lines += [c.diff() for c in changes] or ["files: nothing to put back (they are as the rewind "
+                                             "found them)"]
+    print("\n".join(lines))
+    if args.dry_run or not changes or not confirmed(args, "undo?"):
+        return 0 if args.dry_run or not changes else 1
+    checkpoints.apply(session, changes)
+    print(f"put back {len(changes)} file(s); the conversation before the rewind is session "
+          f"{session} (`groundup --resume {session}`)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.cwd).expanduser()
     if not root.is_dir():
@@ -49,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
     session = (Session.find(sessions_dir(root), args.session) if args.session
                else Session.latest(sessions_dir(root)))
     checkpoints = Checkpoints(root)
+    if args.undo:
+        if args.turn is not None or args.list or args.conversation_only or args.session:
+            raise UserError("--undo takes no turn, --list, --session or --conversation-only: it "
+                            "undoes the last rewind's file changes (`groundup rewind --undo`)")
+        return undo(checkpoints, args)
     if args.list or args.turn is None:
         print(f"session {session.id}:")
         print("\n".join(describe_turns(session, checkpoints)) or "  (no turns yet)")
@@ -61,11 +92,8 @@ def run(args: argparse.Namespace) -> int:
         print(preview(changes, bash, args.turn))
     if args.dry_run:
         return 0
-    if sys.stdin.isatty() and not args.yes:
-        answer = input("rewind? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
-            print("nothing changed")
-            return 1
+    if not confirmed(args, "rewind?"):
+        return 1
     if not args.conversation_only:
         checkpoints.apply(session.id, changes)
         print(f"restored {len(changes)} file(s)")

@@ -107,3 +107,35 @@ def test_rewind_errors_are_clear(tmp_path):
     assert p.returncode == 2 and "turn 3 does not exist" in p.stderr and "turns 1-2" in p.stderr
     p = run_cli(["rewind", "1", "--session", "nope"], repo, tmp_path)
     assert p.returncode == 2 and "no session 'nope'" in p.stderr
+
+
+def test_undo_puts_back_what_the_rewind_overwrote_and_can_be_undone(tmp_path):
+    repo = make_repo(tmp_path / "repo", FILES)
+    two_turns(repo, tmp_path)
+    before = snapshot(repo) | {"new.txt": ((repo / "new.txt").read_bytes(), 0o644)}
+    assert run_cli(["rewind", "1"], repo, tmp_path).returncode == 0
+    assert not (repo / "new.txt").exists()
+
+    dry = run_cli(["rewind", "--undo", "--dry-run"], repo, tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "+    return 3" in dry.stdout and "restore new.txt (deleted since)" in dry.stdout
+    assert not (repo / "new.txt").exists()                            # a dry run changes nothing
+
+    p = run_cli(["rewind", "--undo"], repo, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "put back 4 file(s)" in p.stdout
+    back = snapshot(repo) | {"new.txt": ((repo / "new.txt").read_bytes(), 0o644)}
+    assert back == before                                             # bytes and modes, exactly
+
+    # an undo is a rewind: undoing it again goes back to the rewound files
+    assert run_cli(["rewind", "--undo"], repo, tmp_path).returncode == 0
+    assert (repo / "a.py").read_bytes() == FILES["a.py"].encode() and not (repo / "new.txt").exists()
+
+
+def test_undo_errors_are_clear(tmp_path):
+    repo = make_repo(tmp_path / "repo", FILES)
+    two_turns(repo, tmp_path)
+    p = run_cli(["rewind", "--undo"], repo, tmp_path)
+    assert p.returncode == 2 and "nothing to undo: no rewind has been made" in p.stderr
+    p = run_cli(["rewind", "1", "--undo"], repo, tmp_path)
+    assert p.returncode == 2 and "--undo takes no turn" in p.stderr
