@@ -56,6 +56,9 @@ def corpus_files(preset: Preset) -> list[Path]:
     if not files:
         raise UserError("the embedded corpus is empty: no .py files found in this Python's "
                         "standard library (sysconfig stdlib path)")
+    if preset.corpus_skip_tables:
+        from groundup.tokenizer.corpus import is_generated_table
+        files = [f for f in files if not is_generated_table(f)]
     if preset.corpus_files and preset.corpus_files < len(files):
         step = len(files) / preset.corpus_files          # a spread, not just the first letters
         files = [files[int(i * step)] for i in range(preset.corpus_files)]

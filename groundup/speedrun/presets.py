@@ -24,6 +24,8 @@ class Preset:
     # tokenizer
     vocab_size: int = 4096
     corpus_files: int | None = None      # None: the whole embedded corpus; N: every k-th file
+    corpus_skip_tables: bool = False     # leave out the generated tables (codec charmaps,
+                                         # pydoc topics: 17% of the bytes; tokenizer/corpus.py)
     tokenizer_split: str = "gpt4"        # pre-tokenization: "gpt4" (a word takes any one character
                                          # before it) or "gpt2" (at most a space): with gpt2 an
                                          # identifier is the same tokens after '(', '"', '_' or

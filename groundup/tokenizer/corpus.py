@@ -28,6 +28,16 @@ EXCLUDED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-
 TEXT_SUFFIXES = frozenset({".py", ".pyi", ".txt", ".md", ".rst"})
 
 
+def is_generated_table(path: Path) -> bool:
+    """A stdlib file that is generated data, not code: a charmap codec in encodings/ (a
+    256-entry `decoding_table` of escapes) or pydoc_data/topics.py (the language reference as
+    strings). 71 files, ~17% of the corpus's bytes (docs/lab/2026-12-03-speedrun-second-push.md)."""
+    if path.parent.name == "pydoc_data" and path.name == "topics.py":
+        return True
+    return (path.parent.name == "encodings" and path.suffix == ".py"
+            and "decoding_table = (" in path.read_text(encoding="utf-8", errors="replace"))
+
+
 def default_corpus_files() -> list[Path]:
     """The `.py` files of this interpreter's standard library, without tests; sorted."""
     root = Path(sysconfig.get_paths()["stdlib"])

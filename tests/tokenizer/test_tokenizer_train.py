@@ -145,3 +145,23 @@ def test_custom_pattern_changes_chunks():
     tok = train_tokenizer(["hello hello hello"], vocab_size=300, pattern=r".", progress=False)
     assert tok.n_ordinary == 256
     assert tok.encode("hello") == list(b"hello")
+
+
+def test_generated_tables_are_the_codec_charmaps_and_pydoc_topics_only():
+    """The corpus lever `Preset.corpus_skip_tables`: what it drops is generated data, never code
+    -- the charmap codecs (cp1252.py ...) and pydoc's topics, not utf_8.py, aliases.py or idna.py."""
+    from dataclasses import replace
+
+    from groundup.speedrun.pipeline import corpus_files
+    from groundup.speedrun.presets import PRESETS
+    from groundup.tokenizer.corpus import is_generated_table
+    files = default_corpus_files()
+    tables = {f.relative_to(f.parent.parent).as_posix() for f in files if is_generated_table(f)}
+    assert {"encodings/cp1252.py", "encodings/mac_roman.py", "pydoc_data/topics.py"} <= tables
+    assert not {"encodings/utf_8.py", "encodings/aliases.py", "encodings/idna.py",
+                "encodings/__init__.py"} & tables
+    assert all(t.startswith(("encodings/", "pydoc_data/")) for t in tables)
+    cpu = PRESETS["cpu"]
+    assert cpu.corpus_skip_tables is False and len(corpus_files(cpu)) == len(files)
+    kept = corpus_files(replace(cpu, corpus_skip_tables=True))
+    assert len(kept) == len(files) - len(tables) and not any(map(is_generated_table, kept))
