@@ -9,6 +9,7 @@ Every stage is resumable: rerun the same command after an interruption and it co
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -31,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "laptop, ~30 minutes; gpu: one GPU")
     parser.add_argument("--out", type=output_dir, default=None,
                         help="run directory (default: runs/<preset>)")
+    parser.add_argument("--seed", type=_seed, default=None,
+                        help="the preset's seed changed (default: the preset's, 0): the "
+                             "initial weights, the tasks and the data order; the headline is a "
+                             "mean over seeds. Give each seed its own --out")
     parser.add_argument("--stop-after", default=None,
                         choices=STAGES,
                         help="stop after this stage (rerun without it to continue)")
@@ -38,6 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run only these stages, e.g. tokenizer,tasks,trajectories on a CPU "
                              "machine, then the rest (rerun without --only) where the GPU is; a "
                              "stage whose input stage has not run is refused")
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"the seed must be a whole number >= 0, not {text!r}")
+    return seed
 
 
 def _stage_list(text: str) -> list[str]:
@@ -78,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from groundup.speedrun.report import format_transcript, solved_transcript, write_report
 
     preset = PRESETS[args.preset]
+    if getattr(args, "seed", None) is not None:
+        preset = dataclasses.replace(preset, seed=args.seed)
     out = Path(args.out) if args.out else Path("runs") / preset.name
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")

@@ -111,6 +111,21 @@ def test_speedrun_refuses_a_directory_of_another_preset(tmp_path):
     assert "another --out" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_seed_changes_the_presets_seed_and_a_seed_0_directory_refuses_it(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "groundup", "speedrun", "--preset", "smoke", "--out", str(out)]
+    p = subprocess.run(cmd + ["--seed", "5", "--stop-after", "tokenizer"], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((out / "preset.json").read_text())["seed"] == 5
+    assert (out / "stages" / "tokenizer.json").exists()
+    # the same directory with the preset's own seed (0) is another recipe: refused, nothing run
+    p = subprocess.run(cmd + ["--stop-after", "tokenizer"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "another --out" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run(cmd + ["--seed", "-1"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "whole number >= 0" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_a_run_from_before_a_new_setting_resumes_while_the_setting_keeps_its_default(tmp_path):
     import dataclasses
     from groundup.errors import UserError
