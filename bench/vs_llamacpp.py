@@ -1,7 +1,7 @@
 """Our engine against llama.cpp, side by side: the same random-weight model, the same dtype.
 
     python bench/vs_llamacpp.py [--size 10m|100m|all] [--tokens 200] [--streams 16] [--rounds 3]
-                                [--threads 2] [--compile]
+                                [--threads 2] [--compile] [--forward]
 
 For each size (bench/serve.py's models: ~10M and ~100M parameters, random weights, float32):
   1. export it with our GGUF writer (groundup/model/gguf_export.py) and load that file in
@@ -149,6 +149,8 @@ def bench_size(size: str, args) -> dict:
         export_gguf(d, Path(tmp) / "model.gguf")
         theirs = LlamaCppProcess(Path(tmp) / "model.gguf", args.threads, S, args.prompt + n + 8)
         engines = {"ours": load_engine(d, dtype="float32", device="cpu")}
+        if args.forward:       # the same weights decoding through the model's forward, not the lean step
+            engines["ours, forward"] = load_engine(d, dtype="float32", device="cpu", lean=False)
         if args.compile:       # the same weights through torch.compile, its graphs built up front
             engines["ours, compiled"] = load_engine(d, dtype="float32", device="cpu", compile=True)
     compile_s = engines["ours, compiled"].warm_up(batched=True) if args.compile else 0.0
@@ -212,6 +214,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="our engine with torch.compile too")
+    ap.add_argument("--forward", action="store_true",
+                    help="our engine decoding through the model's forward too (Engine(lean=False): before/after "
+                         "the lean decode step, groundup/engine/decode_step.py)")
     ap.add_argument("--models", metavar="DIR", help="keep the random models in DIR/<size> and reuse them")
     args = ap.parse_args()
     try:

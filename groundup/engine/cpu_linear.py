@@ -89,6 +89,9 @@ class PackedLinear(torch.nn.Linear):
         self.packed = _packed(w, self.ROWS_HINT) if self.kernel == "packed" or big_row else None
         self.colmajor = _colmajor(w) if self.kernel == "plain" else None
         self.packed_version = self.weight._version      # an in-place update (an optimizer step) bumps it
+        # the transposed views rows() multiplies by (views: they see an in-place update of the weight)
+        self.weight_t = self.weight.detach().t()
+        self.colmajor_t = None if self.colmajor is None else self.colmajor.t()
 
     def choose_kernel(self, packed: torch.Tensor, colmajor: torch.Tensor) -> str:
         """time ROWS_HINT rows through both layouts; "packed" only if clearly faster. The timing
@@ -115,6 +118,19 @@ class PackedLinear(torch.nn.Linear):
         y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.packed, self.bias,
                                                "none", [], "")
         return y.view(*x.shape[:-1], y.shape[-1])
+
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, in) -> (B, out) without gradients: forward's kernels, minus its generality (no
+        leading axes to flatten, no training or tracing case) -- one dispatched op where forward's
+        F.linear is six (linear, t, transpose, as_strided, matmul, mm). The lean decode step's entry."""
+        if self.weight._version != self.packed_version:
+            self.pack()
+        one_row = x.shape[0] == 1
+        if one_row and self.weight.numel() < self.ONE_ROW_MIN or not one_row and self.kernel == "plain":
+            w_t = self.weight_t if one_row else self.colmajor_t             # (in, out) views
+            return torch.mm(x, w_t) if self.bias is None else torch.addmm(self.bias, x, w_t)
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
 
 
 def cpu_pack_linears(model: torch.nn.Module) -> None:

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from groundup.engine.cpu_linear import cpu_decode_layout, cpu_pack_linears
+from groundup.engine.decode_step import LeanDecode
 from groundup.engine.detok import TextStream
 from groundup.engine.kvcache import KVCache
 from groundup.engine.sampling import Sampler, SamplingParams, sample_rows
@@ -182,8 +183,8 @@ class Batch:
         if n == 0:
             return []
         last = torch.tensor([[s.generated[-1]] for s in self.seqs], device=self.engine.device)  # (n, 1)
-        if n == 1:   # the lean path: a plain int position, no mask
-            logits = self.engine.forward(last, self.cache.views(0, 1), self.seqs[0].length)
+        if n == 1:   # one row: a plain int position, no mask
+            logits = self.engine.decode(last, self.cache.views(0, 1), self.seqs[0].length)
         else:
             pos = torch.tensor([s.length for s in self.seqs], device=self.engine.device)      # (n,)
             L = max(s.length for s in self.seqs) + 1
@@ -191,7 +192,7 @@ class Batch:
             # (its own positions 0..pos), -inf over the unused tail of shorter rows
             mask = torch.zeros(n, 1, 1, L, dtype=self.engine.dtype, device=self.engine.device)
             mask.masked_fill_((self._arange[:L][None, :] > pos[:, None]).view(n, 1, 1, L), float("-inf"))
-            logits = self.engine.forward(last, self.cache.views(0, n), pos, mask)
+            logits = self.engine.decode(last, self.cache.views(0, n), pos, mask)
         tokens = sample_rows(logits[:, -1], [s.sampler for s in self.seqs])               # (n,) ints
         out = [(s, s.accept(t)) for s, t in zip(self.seqs, tokens)]
         self._remove([i for i, s in enumerate(self.seqs) if s.finish_reason is not None])
@@ -215,7 +216,7 @@ class Batch:
 class Engine:
     def __init__(self, model: Transformer, tokenizer: Any = None, eos_ids: tuple[int, ...] | list[int] = (),
                  compile: bool = False, prefix_cache: bool = False, pack: bool = True,
-                 borrowed: bool = False):
+                 borrowed: bool = False, lean: bool = True):
         """The engine takes the model over: eval mode, and on CPU the layout of its wide
         weights (cpu_decode_layout) and, with pack=True, a prepacked copy of every float32
         linear weight for multi-row products and big one-row ones (cpu_pack_linears: twice the
@@ -223,7 +224,10 @@ class Engine:
         borrowed=True: the model is only lent (a training run's samples): eval mode, nothing
         else -- its weights keep their layout and no copies are made; the lender puts it back
         in training mode. compile=True: see below. prefix_cache=True: stream() and generate()
-        reuse the k/v of the previous sequence's common prefix (one caller at a time)."""
+        reuse the k/v of the previous sequence's common prefix (one caller at a time).
+        lean=True: decode steps on CPU go through the lean step (decode_step.py) instead of the
+        model's forward -- the same arithmetic in a fraction of the dispatched ops; lean=False
+        keeps the forward (the benchmarks' before/after)."""
         self.model = model.eval()
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
@@ -242,6 +246,10 @@ class Engine:
             # for the whole context now or every growth would recompile
             model.rope(model.config.max_seq_len, self.dtype, self.device)
             self.forward = compile_model(model, dynamic=True)
+        # decode steps (one new token per row): the lean step on CPU (decode_step.py: the same
+        # arithmetic in a quarter of the dispatched ops), the model's forward otherwise
+        self.decode = (LeanDecode(model) if lean and not compile and self.device.type == "cpu"
+                       and LeanDecode.supports(model) else self.forward)
         self.tokenizer = tokenizer
         self.eos_ids = tuple(eos_ids)
         self.vocab_size = model.config.vocab_size
@@ -412,7 +420,7 @@ def _load_tokenizer(model_dir: Path) -> Any:
 
 def load_engine(model_dir: str | Path, dtype: str | torch.dtype | None = None,
                 device: str | torch.device | None = None, compile: bool = False,
-                prefix_cache: bool = False) -> Engine:
+                prefix_cache: bool = False, lean: bool = True) -> Engine:
     """A model directory -> Engine with its tokenizer (if the directory has one) and EOS ids."""
     model_dir = Path(model_dir)
     dev = torch.device(device) if device not in (None, "auto") else default_device()
@@ -424,4 +432,4 @@ def load_engine(model_dir: str | Path, dtype: str | torch.dtype | None = None,
     model = load_model(model_dir, dtype=dt, device=dev)
     tokenizer = _load_tokenizer(model_dir)
     return Engine(model, tokenizer, _eos_ids(model_dir, model, tokenizer), compile=compile,
-                  prefix_cache=prefix_cache)
+                  prefix_cache=prefix_cache, lean=lean)
