@@ -12,7 +12,10 @@ docs/lab/2026-12-03-measurements-behind-the-code.md):
   wins everywhere, so the engine *times both* once per weight shape when it loads a model (a
   few ms each) and keeps the faster -- as FFTW plans a transform or cuDNN picks a convolution
   algorithm.
-- One row through a weight too big for the cache: packed on an AVX2 CPU, plain elsewhere.
+- One row through a weight too big for the cache: packed streamed it faster on an AVX2 EPYC,
+  plain on an AVX-512 Xeon (and on that Xeon with torch forced to AVX2: the memory system
+  decides, not the vector unit), so this is timed too -- one row through every weight of the
+  shape in turn, so that the timing streams them from memory as a decode step does.
 
 All the variants give the plain product's values to float rounding; the parameters and the
 state_dict never change (the extra layouts are copies held beside them).
@@ -67,15 +70,17 @@ class PackedLinear(torch.nn.Linear):
     (batched decode, prefill): oneDNN's blocked layout ("packed") or a plain column-major
     matrix for the general matmul, whichever `choose_kernel` timed faster for this weight's
     shape. One row goes through the weight itself (cpu_decode_layout), or through the packed
-    copy when the weight is too big for the cache on an AVX2 CPU. Training is untouched: with
+    copy when the weight is too big for the cache and `choose_one_row_kernels` timed the
+    packed copy faster for it. Training is untouched: with
     gradients on, the plain product runs (the oneDNN op has no backward), and a weight changed
     in place is laid out again before its next use."""
 
     ROWS_HINT = 16                  # rows to tune for (oneDNN's reorder asks for a typical count too)
-    # weights of at least this many elements use the packed copy for one row too: 2^19 (2 MB in
-    # float32) where the CPU's best vector unit is AVX2, never elsewhere
-    ONE_ROW_MIN = 1 << 19 if torch.backends.cpu.get_cpu_capability() == "AVX2" else 1 << 62
+    # weights of at least this many elements (2 MB in float32: more than a core's L2) may use the
+    # packed copy for one row too, if timed faster (choose_one_row_kernels)
+    ONE_ROW_MIN = 1 << 19
     kernels: dict[tuple, str] = {}  # (out, in, bias?) -> "packed" | "plain": timed once per process
+    one_row_kernels: dict[tuple, str] = {}     # the same, for one row through a big weight
     PACKED_MARGIN = 0.9             # packed must take < 90% of plain's time to be chosen
 
     def pack(self) -> None:
@@ -85,7 +90,10 @@ class PackedLinear(torch.nn.Linear):
         if key not in self.kernels:
             self.kernels[key] = self.choose_kernel(_packed(w, self.ROWS_HINT), _colmajor(w))
         self.kernel = self.kernels[key]
-        big_row = w.numel() >= self.ONE_ROW_MIN
+        # one row: plain, unless this shape was timed faster packed (a big weight not timed yet
+        # keeps a packed copy until choose_one_row_kernels has timed it)
+        self.one_row = self.one_row_kernels.get(key, "plain")
+        big_row = w.numel() >= self.ONE_ROW_MIN and self.one_row_kernels.get(key) != "plain"
         self.packed = _packed(w, self.ROWS_HINT) if self.kernel == "packed" or big_row else None
         self.colmajor = _colmajor(w) if self.kernel == "plain" else None
         self.packed_version = self.weight._version      # an in-place update (an optimizer step) bumps it
@@ -107,7 +115,7 @@ class PackedLinear(torch.nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         one_row = x.numel() == x.shape[-1]
-        if ((one_row and self.weight.numel() < self.ONE_ROW_MIN) or is_compiling()
+        if ((one_row and self.one_row == "plain") or is_compiling()
                 or (torch.is_grad_enabled() and self.weight.requires_grad)):
             # one row through a small weight; torch.compile tracing; or training
             return F.linear(x, self.weight, self.bias)
@@ -127,7 +135,7 @@ class PackedLinear(torch.nn.Linear):
         if self.weight._version != self.packed_version:
             self.pack()
         one_row = x.shape[0] == 1
-        if one_row and self.weight.numel() < self.ONE_ROW_MIN or not one_row and self.kernel == "plain":
+        if one_row and self.one_row == "plain" or not one_row and self.kernel == "plain":
             w_t = self.weight_t if one_row else self.colmajor_t             # (in, out) views
             return torch.mm(x, w_t) if self.bias is None else torch.addmm(self.bias, x, w_t)
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
@@ -147,6 +155,46 @@ def cpu_pack_linears(model: torch.nn.Module) -> None:
         if type(m) is torch.nn.Linear and m.weight.dtype == torch.float32:   # (once: not PackedLinear)
             m.__class__ = PackedLinear
             m.pack()
+    choose_one_row_kernels([m for m in model.modules() if isinstance(m, PackedLinear)])
+
+
+def _time_one_row(group: list[PackedLinear]) -> str:
+    """one row through every weight of `group` (one shape) in turn, plain against packed,
+    alternating: "packed" only if it takes under PACKED_MARGIN of plain's time. Through all of
+    them, not one: one weight timed repeatedly sits in the cache, a decode step streams it."""
+    x = torch.randn(1, group[0].in_features, dtype=group[0].weight.dtype)
+    with torch.inference_mode():
+        t_plain, t_packed = _best_times(
+            lambda: [F.linear(x, m.weight, m.bias) for m in group],
+            lambda: [torch.ops.mkldnn._linear_pointwise(x, m.packed, m.bias, "none", [], "") for m in group],
+            rounds=3)
+    return "packed" if t_packed < PackedLinear.PACKED_MARGIN * t_plain else "plain"
+
+
+def choose_one_row_kernels(linears: list[PackedLinear]) -> None:
+    """time one row through each big weight shape not timed yet in this process (~0.1-0.5 s for
+    a 100M model); a shape that goes plain for one row and for several drops its packed copy"""
+    groups: dict[tuple, list[PackedLinear]] = {}
+    for m in linears:
+        key = (*m.weight.shape, m.bias is not None)
+        if m.weight.numel() >= PackedLinear.ONE_ROW_MIN and key not in PackedLinear.one_row_kernels:
+            groups.setdefault(key, []).append(m)
+    for key, group in groups.items():
+        PackedLinear.one_row_kernels[key] = _time_one_row(group)
+    for m in linears:
+        key = (*m.weight.shape, m.bias is not None)
+        m.one_row = PackedLinear.one_row_kernels.get(key, "plain")
+        if m.one_row == "plain" and m.kernel == "plain":
+            m.packed = None
+
+
+def one_row_kernels(model: torch.nn.Module) -> dict[str, int]:
+    """how many linears use each kernel for one row, e.g. {"plain": 48, "packed": 1}"""
+    out: dict[str, int] = {}
+    for m in model.modules():
+        if isinstance(m, PackedLinear):
+            out[m.one_row] = out.get(m.one_row, 0) + 1
+    return out
 
 
 def multi_row_kernels(model: torch.nn.Module) -> dict[str, int]:

@@ -341,12 +341,19 @@ def test_on_cpu_the_engine_lays_out_linears_for_multi_row_products(hf_and_dir, m
     assert [r.token_ids for r in got] == [r.token_ids for r in want]
 
 
-def test_big_weights_use_the_packed_copy_for_one_row_too(hf_and_dir, monkeypatch):
+@pytest.mark.parametrize("timed", ["packed", "plain"])
+def test_one_row_through_a_big_weight_takes_the_kernel_timed_faster(hf_and_dir, monkeypatch, timed):
     """Batch-1 decode multiplies one row by each weight: a weight too big for the cache
-    (ONE_ROW_MIN elements) streams faster packed on an AVX2 CPU, a small one plain. Both give
-    the plain product; here every weight counts as big, and one sequence decodes the same tokens."""
-    from groundup.engine.cpu_linear import PackedLinear
+    (ONE_ROW_MIN elements) streamed faster packed on an AVX2 EPYC, plain on an AVX-512 Xeon, so
+    the engine times both per shape when it loads (choose_one_row_kernels) -- here every weight
+    counts as big and the timing says `timed`. Both give the plain product, and one sequence
+    decodes the same tokens."""
+    from groundup.engine import cpu_linear
+    from groundup.engine.cpu_linear import PackedLinear, one_row_kernels
     monkeypatch.setattr(PackedLinear, "ONE_ROW_MIN", 0)
+    monkeypatch.setattr(PackedLinear, "one_row_kernels", {})
+    timings = []
+    monkeypatch.setattr(cpu_linear, "_time_one_row", lambda group: timings.append(len(group)) or timed)
     big = torch.nn.Sequential(torch.nn.Linear(1024, 512))
     from groundup.engine.cpu_linear import cpu_pack_linears
     cpu_pack_linears(big)
@@ -359,18 +366,25 @@ def test_big_weights_use_the_packed_copy_for_one_row_too(hf_and_dir, monkeypatch
     with torch.inference_mode():
         torch.testing.assert_close(big(x), torch.nn.functional.linear(x, big[0].weight, big[0].bias),
                                    atol=1e-4, rtol=1e-5)
-    assert calls == [1]                                         # the one row went through the packed copy
+    assert calls == ([1] if timed == "packed" else [])          # the one row took the kernel timed faster
+    assert timings == [1]
     monkeypatch.undo()
     monkeypatch.setattr(PackedLinear, "ONE_ROW_MIN", 0)
+    monkeypatch.setattr(PackedLinear, "one_row_kernels", {})
+    monkeypatch.setattr(cpu_linear, "_time_one_row", lambda group: timings.append(len(group)) or timed)
     plain = Engine(load_model(hf_and_dir[1]), pack=False)
     packed = Engine(load_model(hf_and_dir[1]))
+    # timed once per shape, over all the weights of that shape (the model's two layers: two each)
+    shapes = {(*m.weight.shape, m.bias is not None) for m in packed.model.modules() if isinstance(m, PackedLinear)}
+    assert len(timings) == 1 + len(shapes) and set(PackedLinear.one_row_kernels) >= shapes
+    assert one_row_kernels(packed.model) == {timed: 2 * 4 + 1}
     rows = []                                                   # rows of each packed product
     monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise",
                         lambda x, *a, _f=torch.ops.mkldnn._linear_pointwise: rows.append(len(x)) or _f(x, *a))
     prompt = _prompts(seed=3)[0]
     want = plain.generate(prompt, SamplingParams(max_new_tokens=16)).token_ids
     assert packed.generate(prompt, SamplingParams(max_new_tokens=16)).token_ids == want
-    assert 1 in rows                                            # decode steps ran it on one row
+    assert (1 in rows) == (timed == "packed")                   # decode steps ran it on one row, or not
 
 
 @pytest.mark.parametrize("manual", [True, False])
