@@ -9,7 +9,7 @@ held-out Python files (a seeded 4% of the other files, in neither training set):
 which does not depend on the tokenizer. Both runs take the same number of steps of the same
 size, so the same step count is also the same wall time.
 
-    python bench/corpus_tables.py --out /tmp/corpus_tables [--steps 160]
+    python bench/corpus_tables.py --out /tmp/corpus_tables [--steps 160] [--seed 0]
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=None, help="pretraining steps (default: the preset's)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=None, help="model and data-order seed (default: the preset's)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     p = PRESETS["cpu"]
@@ -73,7 +74,7 @@ def main() -> None:
             out=str(run / "base"), data=[str(f) for f in files], tokenizer=str(run / "tokenizer"),
             data_dir=str(run / "data"), depth=p.depth, steps=steps, context_len=max(p.pretrain_seq, p.sft_seq),
             batch_size=p.pretrain_batch, seq_len=p.pretrain_seq, eval_every=0, save_every=steps,
-            seed=p.seed, tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction,
+            seed=p.seed if a.seed is None else a.seed, tie_embeddings=p.tie_embeddings, wire_induction=p.wire_induction,
             induction_match=p.induction_match, optimizer=p.optimizer, quiet=True))
         bpb = heldout_bpb(base, held)
         results[name] = {"files": len(files), "bytes": sum(f.stat().st_size for f in files),
@@ -81,7 +82,7 @@ def main() -> None:
         print(name, json.dumps(results[name]), flush=True)
     print(f"held out: {len(held)} files, {sum(f.stat().st_size for f in held):,} bytes; steps {steps}; "
           f"bpb without / with tables: {results['without_tables']['heldout_bpb'] / results['with_tables']['heldout_bpb']:.3f}")
-    (out / "results.json").write_text(json.dumps({"steps": steps, "heldout_files": [str(f) for f in held],
+    (out / "results.json").write_text(json.dumps({"steps": steps, "seed": a.seed, "heldout_files": [str(f) for f in held],
                                                   **results}, indent=1))
 
 
