@@ -179,8 +179,12 @@ def bench_size(size: str, args) -> dict:
            "same_b1": agreement(out[("ours", 1)][0], out[("llama.cpp", 1)][0]),
            "same_bS": [agreement(x, y) for x, y in zip(out[("ours", S)], out[("llama.cpp", S)])]}
     best: dict[tuple, float] = {}
-    for _ in range(args.rounds):             # alternating rounds: b1 of each engine, then S of each
-        for key in sorted(runs, key=lambda k: k[1]):
+    names = [*engines, "llama.cpp"]
+    for r in range(args.rounds):             # alternating rounds: b1 of each engine, then S of each,
+        # the order rotated each round: whichever engine runs right after another's run meets
+        # the state it leaves (caches, a neighbour's burst) -- not always the same one
+        order = names[r % len(names):] + names[:r % len(names)]
+        for key in [(name, b) for b in (1, S) for name in order]:
             tokens, seconds = runs[key]()
             best[key] = max(best.get(key, 0.0), sum(len(o) for o in tokens) / seconds)
     theirs.close()

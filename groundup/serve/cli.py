@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "  groundup serve --model replay:turns.jsonl --port 0      (scripted turns, for tests and demos)\n\n"
         "endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,\n"
         "GET /metrics (Prometheus), GET / (a web chat page). Point any OpenAI client at\n"
-        "http://HOST:PORT/v1 -- e.g. the agent: groundup --model openai:NAME --base-url http://127.0.0.1:8000/v1")
+        "http://HOST:PORT/v1 -- e.g. the agent: groundup --model openai:NAME --base-url http://127.0.0.1:8000/v1\n\n"
+        "on a CPU shared with other busy processes, start it with OMP_WAIT_POLICY=passive: with the\n"
+        "default policy a waiting thread spins on a core its partner needs (measured 8x slower decoding\n"
+        "on a loaded 2-core box; docs/11-serving.md)")
     parser.add_argument("--model", required=True, metavar="SPEC",
                         help="a model directory (ours, or a Hugging Face Llama/Qwen2/Qwen3 one with its chat "
                              "template), or replay:FILE.jsonl (scripted turns)")
