@@ -130,14 +130,16 @@ def bench_server(model_dir: Path, vocab: int, n: int, rounds: int) -> dict:
         proc.wait(timeout=60)
 
 
-def profile_decode(model_dir: Path, vocab: int, batch: int) -> None:
-    """Where one decode step's time goes: torch.profiler over 20 steps, ops grouped."""
+def profile_decode(model_dir: Path, vocab: int, batch: int, lean: bool = True) -> None:
+    """Where one decode step's time goes: torch.profiler over 20 steps, ops grouped; and how
+    much of the step is spent outside torch's operators (Python: the engine's bookkeeping,
+    building the step's inputs, sampling's loop, the calls themselves)."""
     from torch.profiler import ProfilerActivity, profile
 
     from groundup.engine import SamplingParams, load_engine
     from groundup.engine.engine import Batch, Sequence
 
-    eng = load_engine(model_dir)
+    eng = load_engine(model_dir, dtype="float32", device="cpu", lean=lean)
     g = torch.Generator().manual_seed(3)
     b = Batch(eng, batch, 512)
     with torch.inference_mode():
@@ -151,9 +153,23 @@ def profile_decode(model_dir: Path, vocab: int, batch: int) -> None:
             b.step()
         step = (time.perf_counter() - t) / 20
         with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t = time.perf_counter()
             for _ in range(20):
                 b.step()
-    print(f"\n[profile] one decode step, batch {batch}: {step * 1000:.2f} ms")
+            step_prof = (time.perf_counter() - t) / 20          # the profiler's own cost included
+    print(f"\n[profile] one decode step, batch {batch}, {'lean step' if lean else 'the model forward'}: "
+          f"{step * 1000:.2f} ms")
+    top = [e for e in prof.events() if e.cpu_parent is None]          # operators called from Python
+    in_ops = sum(e.cpu_time_total for e in top) / 20 / 1000           # ms per step inside them
+    groups: dict[str, float] = {}
+    for e in top:
+        g = ("linears" if e.name in ("aten::mm", "aten::addmm", "aten::linear", "mkldnn::_linear_pointwise")
+             else "attention" if "attention" in e.name else "other ops")
+        groups[g] = groups.get(g, 0.0) + e.cpu_time_total / 20 / 1000
+    print(f"  {len(top) // 20} operators called per step; inside them {in_ops:.2f} ms "
+          + ", ".join(f"{k} {v:.2f}" for k, v in sorted(groups.items(), key=lambda kv: -kv[1]))
+          + f"; between them (Python) {step_prof * 1000 - in_ops:.2f} ms of the profiled step's "
+          f"{step_prof * 1000:.2f}")
     rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:12]
     total = sum(e.self_cpu_time_total for e in prof.key_averages())
     for e in rows:
@@ -169,15 +185,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="32 tokens, one round (a smoke run)")
     ap.add_argument("--profile", type=int, default=0, metavar="BATCH",
                     help="only profile one decode step at this batch size (torch.profiler) and exit")
+    ap.add_argument("--forward", action="store_true", help="profile the model's forward, not the lean decode step")
+    ap.add_argument("--models", metavar="DIR", help="keep the random model in DIR/<size> and reuse it")
     args = ap.parse_args()
     n, rounds = (32, 1) if args.quick else (args.tokens, args.rounds)
     print(f"size={args.size} tokens/stream={n} threads={torch.get_num_threads()} torch={torch.__version__} "
           f"cpu={torch.backends.cpu.get_cpu_capability()}")
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
-        d = make_model(args.size, Path(tmp) / "model")
+        d = Path(args.models or tmp) / args.size
+        if not (d / "config.json").is_file():
+            make_model(args.size, d)
         vocab = json.loads((d / "config.json").read_text())["vocab_size"]
         if args.profile:
-            profile_decode(d, vocab, args.profile)
+            profile_decode(d, vocab, args.profile, lean=not args.forward)
             return
         print("\n[groundup serve] /v1/completions, streamed, greedy, 32-token prompts")
         s = bench_server(d, vocab, n, rounds)

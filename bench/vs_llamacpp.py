@@ -174,7 +174,9 @@ def bench_size(size: str, args) -> dict:
     runs[("llama.cpp", 1)] = lambda: theirs.generate(prompts[:1], n)
     runs[("llama.cpp", S)] = lambda: theirs.generate(prompts, n)
     out = {key: fn()[0] for key, fn in runs.items()}      # the first runs: warm-up, and the tokens compared
+    from groundup.engine.cpu_linear import multi_row_kernels, one_row_kernels
     res = {"size": size, "params": sum(p.numel() for p in engines["ours"].model.parameters()),
+           "kernels": (one_row_kernels(engines["ours"].model), multi_row_kernels(engines["ours"].model)),
            "compile_s": compile_s, "engines": list(engines),
            "same_b1": agreement(out[("ours", 1)][0], out[("llama.cpp", 1)][0]),
            "same_bS": [agreement(x, y) for x, y in zip(out[("ours", S)], out[("llama.cpp", S)])]}
@@ -197,6 +199,7 @@ def report(r: dict, S: int, n: int) -> None:
     rate = r["rates"]
     print(f"\n[{r['size']}] params={r['params'] / 1e6:.1f}M"
           + (f"  (compiling took {r['compile_s']:.0f}s, not counted)" if r["compile_s"] else ""))
+    print(f"  our kernels (timed at load): one row {r['kernels'][0]}, several rows {r['kernels'][1]}")
     print(f"  greedy tokens, batch 1: the first {r['same_b1']} of {n} identical; {S} sequences: "
           f"{sum(x == n for x in r['same_bS'])}/{S} identical throughout, "
           f"median agreement {sorted(r['same_bS'])[S // 2]} tokens, shortest {min(r['same_bS'])}")
