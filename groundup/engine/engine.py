@@ -274,7 +274,11 @@ class Engine:
         minutes on a busy machine): done lazily instead, the build landed inside the first
         request and its decode rate (an issue reporter saw --compile "16x slower" than eager)."""
         t = time.perf_counter()
-        batch = Batch(self, 2 if batched else 1, 16)
+        # 17 positions, not 16: a cache view's storage offset (layer x rows x heads x 17 x head_dim)
+        # must not equal another size of the graph by chance -- with 16 the 10M model's second
+        # layer sat at 2048, the RoPE table's length, dynamo's "duck sizing" guarded on that
+        # equality and every real request recompiled (docs/lab/2026-12-03-serve-bench.md)
+        batch = Batch(self, 2 if batched else 1, 17)
         for n in range(batch.cache.max_batch):
             seq = Sequence(self, [0] * (3 + n), SamplingParams(max_new_tokens=4))
             seq.stop_ids = frozenset()              # whatever the random first tokens are, keep decoding

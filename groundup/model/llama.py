@@ -55,13 +55,6 @@ def compile_model(model: nn.Module, **options) -> nn.Module:
         raise UserError(f"torch.compile cannot build in the temporary directory {tmp!r}: torch passes "
                         "its path to the C++ compiler unquoted -- set TMPDIR to a directory whose path "
                         "has no spaces or quotes, or run without --compile")
-    if options.get("dynamic"):
-        # no "duck sizing" (dynamo's guess that two sizes of equal value are one symbol): the
-        # engine's warm-up cache put a layer's k/v view at storage offset 2048, the 10M model's
-        # RoPE table length, dynamo guarded on that equality, and every real request recompiled
-        # its graphs (docs/lab/2026-12-03-serve-bench.md)
-        import torch.fx.experimental._config as fx_config
-        fx_config.use_duck_shape = False
     return torch.compile(model, **options)
 
 

@@ -255,14 +255,14 @@ def test_compiled_engine_gives_the_same_tokens():
     change length, batches change size and positions pass the first RoPE table. The model is
     sized so that the warm-up cache's second layer starts at storage offset 2048, the RoPE
     table's length: dynamo's duck sizing took that equality for a rule, and every real request
-    recompiled (the 10M bench model's shapes did this; compile_model turns duck sizing off)."""
+    recompiled (the 10M bench model's shapes did this with a 16-position warm-up cache)."""
     import dataclasses
     from torch._dynamo.utils import counters
     from groundup.model import ModelConfig, Transformer
     torch.manual_seed(0)
     cfg = ModelConfig.from_depth(1, V, max_seq_len=2048)
     cfg = dataclasses.replace(cfg, n_layers=2)
-    assert 2 * cfg.n_kv_heads * 16 * cfg.head_dim == cfg.max_seq_len   # warm_up(batched=True): 2 rows x 16
+    assert 2 * cfg.n_kv_heads * 16 * cfg.head_dim == cfg.max_seq_len   # a warm-up cache of 2 rows x 16 collided
     model = Transformer(cfg)
     model.init_weights()
     eager = Engine(model)
