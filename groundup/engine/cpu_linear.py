@@ -24,6 +24,7 @@ state_dict never change (the extra layouts are copies held beside them).
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -190,17 +191,13 @@ def choose_one_row_kernels(linears: list[PackedLinear]) -> None:
 
 def one_row_kernels(model: torch.nn.Module) -> dict[str, int]:
     """how many linears use each kernel for one row, e.g. {"plain": 48, "packed": 1}"""
-    out: dict[str, int] = {}
-    for m in model.modules():
-        if isinstance(m, PackedLinear):
-            out[m.one_row] = out.get(m.one_row, 0) + 1
-    return out
+    return _count_kernels(model, "one_row")
 
 
 def multi_row_kernels(model: torch.nn.Module) -> dict[str, int]:
     """how many linears use each kernel for several rows, e.g. {"plain": 19}"""
-    out: dict[str, int] = {}
-    for m in model.modules():
-        if isinstance(m, PackedLinear):
-            out[m.kernel] = out.get(m.kernel, 0) + 1
-    return out
+    return _count_kernels(model, "kernel")
+
+
+def _count_kernels(model: torch.nn.Module, attr: str) -> dict[str, int]:
+    return dict(Counter(getattr(m, attr) for m in model.modules() if isinstance(m, PackedLinear)))
