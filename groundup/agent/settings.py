@@ -30,7 +30,6 @@ Design choices:
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 
 from groundup.agent.cost import Price, parse_prices
 from groundup.agent.hooks import Hook, parse_hooks
-from groundup.mcp.config import ServerConfig, load_servers, parse_servers
+from groundup.mcp.config import ServerConfig, load_servers, parse_servers, read_json
 from groundup.agent.permissions import MODES, Rule
 from groundup.agent.prompt import config_dir
 from groundup.errors import UserError
@@ -143,12 +142,7 @@ def load_settings(root: Path, cli: dict[str, Any] | None = None) -> Settings:
             s.mcp_servers.update(load_servers([Path(root) / ".mcp.json"]))
         if not path.is_file():
             continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"{path} is not valid JSON ({e}); fix or remove it") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{path} must hold a JSON object")
+        data = read_json(path)
         _apply(s, data, str(path), project=path == setting_files(Path(root))[1])
         s.sources.append(str(path))
     if cli:
